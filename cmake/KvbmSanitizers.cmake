@@ -1,0 +1,10 @@
+# Sanitizer flags applied to every target of the build (set KVBM_SANITIZE).
+if(KVBM_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+elseif(KVBM_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+elseif(NOT KVBM_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "KVBM_SANITIZE must be address, thread or empty (got '${KVBM_SANITIZE}')")
+endif()

@@ -1,0 +1,219 @@
+// kvbm/block_manager.hpp — BlockManager<Tier>: one tier's fixed pool of KV block slots.
+//
+// A slot is Reset (free list) -> Mutable (allocated) -> Staged (complete) -> Primary or
+// Duplicate (registered) -> Inactive (cached, evictable) -> Primary again on a cache hit, or
+// Mutable again when evicted. See README.md for the state diagram.
+//
+// Ownership: BlockManager is a cheap handle; copies share one pool. Blocks, pins and weak
+// references keep the pool alive after every manager handle is gone.
+// Thread safety: every method may be called concurrently from any thread; blocks may be dropped
+// on any thread. Each pool has one mutex; each batch call takes it once. Frequency touches run
+// after the lock is released.
+// Complexity: O(1) expected per block for every call (no scan of the pool); no heap allocation
+// per block in steady state beyond the result vectors the calls return.
+// Invariant at every quiescent point: free + inactive + held == total_blocks().
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "kvbm/blocks.hpp"
+#include "kvbm/eviction.hpp"
+#include "kvbm/metrics.hpp"
+#include "kvbm/registry.hpp"
+#include "kvbm/types.hpp"
+
+namespace kvbm {
+
+namespace detail {
+/// Builds a store after validating `config`; throws ConfigError naming the problem.
+StorePtr build_store(std::optional<std::size_t> block_count, std::uint32_t block_size,
+                     const std::optional<BlockRegistry>& registry, DuplicationPolicy policy,
+                     const EvictionConfig& eviction, bool default_reset_on_release,
+                     const void* tier_key);
+}  // namespace detail
+
+template <class Tier>
+class BlockManager {
+ public:
+  using Mutable = MutableBlock<Tier>;
+  using Complete = CompleteBlock<Tier>;
+  using Immutable = ImmutableBlock<Tier>;
+  using Weak = WeakBlock<Tier>;
+
+  class Builder {
+   public:
+    /// Required, > 0.
+    Builder& block_count(std::size_t n) {
+      block_count_ = n;
+      return *this;
+    }
+    /// Tokens per block; a power of two in 1..1024. Default 16.
+    Builder& block_size(std::uint32_t n) {
+      block_size_ = n;
+      return *this;
+    }
+    /// Required; may be shared with the managers of other tiers.
+    Builder& registry(BlockRegistry r) {
+      registry_ = std::move(r);
+      return *this;
+    }
+    Builder& duplication_policy(DuplicationPolicy p) {
+      policy_ = p;
+      return *this;
+    }
+    Builder& fifo_backend() { return backend(EvictionBackend::Fifo); }
+    Builder& lru_backend() { return backend(EvictionBackend::Lru); }
+    Builder& multi_lru_backend(MultiLruThresholds thresholds = {}) {
+      eviction_.thresholds = thresholds;
+      return backend(EvictionBackend::MultiLru);
+    }
+    Builder& lineage_backend(LineageEviction order = LineageEviction::Tick) {
+      eviction_.lineage = order;
+      return backend(EvictionBackend::Lineage);
+    }
+    /// Store-wide default of the evict-on-reset flag (false: released primaries are cached).
+    Builder& default_reset_on_release(bool value) {
+      default_reset_on_release_ = value;
+      return *this;
+    }
+    /// Validates and builds. Throws ConfigError naming the problem.
+    [[nodiscard]] BlockManager build() const {
+      return BlockManager(detail::build_store(block_count_, block_size_, registry_, policy_,
+                                              eviction_, default_reset_on_release_,
+                                              detail::tier_key<Tier>()));
+    }
+
+   private:
+    Builder& backend(EvictionBackend b) {
+      eviction_.backend = b;
+      return *this;
+    }
+    std::optional<std::size_t> block_count_;
+    std::uint32_t block_size_ = 16;
+    std::optional<BlockRegistry> registry_;
+    DuplicationPolicy policy_ = DuplicationPolicy::Allow;
+    detail::EvictionConfig eviction_{};
+    bool default_reset_on_release_ = false;
+  };
+
+  [[nodiscard]] static Builder builder() { return Builder{}; }
+
+  [[nodiscard]] ManagerId id() const noexcept { return store_->id(); }
+  [[nodiscard]] std::size_t total_blocks() const noexcept { return store_->total_blocks(); }
+  [[nodiscard]] std::size_t block_size() const noexcept { return store_->block_size(); }
+  /// Free + inactive, one consistent snapshot.
+  [[nodiscard]] std::size_t available_blocks() const { return store_->available_blocks(); }
+  [[nodiscard]] DuplicationPolicy duplication_policy() const noexcept {
+    return store_->duplication_policy();
+  }
+  [[nodiscard]] const BlockRegistry& registry() const noexcept { return store_->registry(); }
+  [[nodiscard]] MetricsSnapshot metrics() const noexcept { return store_->metrics().snapshot(); }
+
+  /// All-or-nothing: `n` blocks from the free list (FIFO), then by evicting inactive blocks in
+  /// policy order; nullopt (nothing changed) if free + inactive < n. n == 0 gives an empty vector.
+  [[nodiscard]] std::optional<std::vector<Mutable>> allocate_blocks(std::size_t n) {
+    return allocate(n, nullptr);
+  }
+  /// Same, plus the hashes evicted to satisfy it (in eviction order).
+  [[nodiscard]] std::optional<std::pair<std::vector<Mutable>, std::vector<SequenceHash>>>
+  allocate_blocks_with_evictions(std::size_t n) {
+    std::vector<SequenceHash> evicted;
+    auto blocks = allocate(n, &evicted);
+    if (!blocks) return std::nullopt;
+    return std::pair{std::move(*blocks), std::move(evicted)};
+  }
+
+  /// Registers one staged block. Under Allow a second registration of a hash gives a duplicate
+  /// with its own id; under Reject the caller receives the existing primary and the submitted
+  /// slot is recycled. Throws ForeignBlock (block untouched) for a block of another manager.
+  [[nodiscard]] Immutable register_block(Complete&& block) {
+    std::vector<Complete> one;
+    one.push_back(std::move(block));
+    try {
+      auto result = register_blocks(std::move(one));
+      return std::move(result.front());
+    } catch (...) {
+      block = std::move(one.front());
+      throw;
+    }
+  }
+  /// Registers a batch under one lock; results are in input order. On ForeignBlock nothing is
+  /// consumed: every block is still in `blocks`.
+  [[nodiscard]] std::vector<Immutable> register_blocks(std::vector<Complete>&& blocks) {
+    for (const auto& block : blocks) {
+      if (block.store_ != store_.get()) {
+        throw ForeignBlock(block.store_ == nullptr
+                               ? "register_blocks: a CompleteBlock was moved from"
+                               : "register_blocks: a CompleteBlock belongs to another manager");
+      }
+    }
+    std::vector<Immutable> out;
+    out.reserve(blocks.size());
+    store_->register_staged(
+        blocks.size(),
+        [&](std::size_t i) {
+          detail::BlockAccess::disarm(blocks[i]);
+          return std::pair{blocks[i].block_id_, blocks[i].hash_};
+        },
+        [&](const detail::ImmutableRef& ref) { out.push_back(make_immutable(ref)); });
+    blocks.clear();
+    return out;
+  }
+
+  /// Longest contiguous prefix of `hashes` held by this pool (live or cached; cached blocks are
+  /// revived). Stops at the first miss. One frequency touch per returned block.
+  [[nodiscard]] std::vector<Immutable> match_blocks(std::span<const SequenceHash> hashes) {
+    std::vector<Immutable> out;
+    out.reserve(hashes.size());
+    store_->match_prefix(hashes,
+                         [&](const detail::ImmutableRef& ref) { out.push_back(make_immutable(ref)); });
+    store_->touch_all(hashes.first(out.size()));
+    return out;
+  }
+
+  /// Every hash independently (no stop on a miss); repeated hashes give one entry. Touches the
+  /// frequency tracker once per returned block when `touch`.
+  [[nodiscard]] std::unordered_map<SequenceHash, Immutable> scan_matches(
+      std::span<const SequenceHash> hashes, bool touch = true) {
+    std::unordered_map<SequenceHash, Immutable> out;
+    out.reserve(hashes.size());
+    store_->scan(hashes, [&](const detail::ImmutableRef& ref) {
+      out.emplace(ref.hash, make_immutable(ref));
+    });
+    if (touch) {
+      for (const auto& [hash, block] : out) store_->touch_one(hash);
+    }
+    return out;
+  }
+
+  /// Evicts every cached block to the free list; returns how many were drained.
+  std::size_t reset_inactive_pool() { return store_->reset_inactive_pool(); }
+
+  /// Diagnostics: throws std::logic_error if the pool's bookkeeping is inconsistent.
+  void check_invariants() const { store_->check_invariants(); }
+
+ private:
+  explicit BlockManager(detail::StorePtr store) noexcept : store_{std::move(store)} {}
+
+  std::optional<std::vector<Mutable>> allocate(std::size_t n, std::vector<SequenceHash>* evicted) {
+    std::vector<Mutable> out;
+    out.reserve(n);
+    const bool ok = store_->allocate(
+        n, [&](BlockId id) { out.push_back(detail::BlockAccess::make<Mutable>(store_.get(), id)); },
+        evicted);
+    if (!ok) return std::nullopt;
+    return out;
+  }
+  Immutable make_immutable(const detail::ImmutableRef& ref) {
+    return detail::BlockAccess::make<Immutable>(store_.get(), ref);
+  }
+
+  detail::StorePtr store_;
+};
+
+}  // namespace kvbm

@@ -1,0 +1,266 @@
+// kvbm/blocks.hpp — RAII handles for the slots of a BlockManager<Tier>.
+//
+// MutableBlock   — allocated, writable; move-only. Dropping it returns the slot to the free list.
+// CompleteBlock  — staged with its sequence hash; move-only. Dropping it returns the slot to the
+//                  free list; reset() rolls it back to a MutableBlock.
+// ImmutableBlock — registered and shareable; a copy is one atomic increment. When the last
+//                  holder (copies and pins together) lets go, a primary moves to the inactive
+//                  pool (or the free list if evict-on-reset is set); a duplicate is freed.
+// WeakBlock      — non-owning; upgrade() revives the block if it is live or still cached.
+// Thread safety: a handle is a value (use one from one thread at a time); different handles,
+// including copies of the same ImmutableBlock, may be used and dropped on any thread.
+// Handles keep their manager's pool alive even after every BlockManager copy is gone.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <utility>
+
+#include "kvbm/detail/block_store.hpp"
+#include "kvbm/errors.hpp"
+#include "kvbm/pin.hpp"
+#include "kvbm/tokens.hpp"
+
+namespace kvbm {
+
+template <class Tier>
+class BlockManager;
+template <class Tier>
+class CompleteBlock;
+template <class Tier>
+class ImmutableBlock;
+template <class Tier>
+class WeakBlock;
+
+namespace detail {
+/// The only way to build handles from store output (used by BlockManager).
+struct BlockAccess {
+  template <class Block, class... Args>
+  static Block make(Args&&... args) {
+    return Block(std::forward<Args>(args)...);
+  }
+  template <class Block>
+  static auto parts(const Block& block) noexcept {
+    return std::pair{block.store_, block.block_id_};
+  }
+  template <class Block>
+  static void disarm(Block& block) noexcept {
+    block.store_ = nullptr;
+  }
+};
+}  // namespace detail
+
+template <class Tier>
+class MutableBlock {
+ public:
+  MutableBlock(MutableBlock&& other) noexcept
+      : store_{std::exchange(other.store_, nullptr)}, block_id_{other.block_id_} {}
+  MutableBlock& operator=(MutableBlock&& other) noexcept {
+    if (this != &other) {
+      release();
+      store_ = std::exchange(other.store_, nullptr);
+      block_id_ = other.block_id_;
+    }
+    return *this;
+  }
+  MutableBlock(const MutableBlock&) = delete;
+  MutableBlock& operator=(const MutableBlock&) = delete;
+  ~MutableBlock() { release(); }
+
+  [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
+  [[nodiscard]] std::size_t block_size() const noexcept { return store_->block_size(); }
+  [[nodiscard]] ManagerId manager_id() const noexcept { return store_->id(); }
+  /// False once moved from.
+  [[nodiscard]] bool valid() const noexcept { return store_ != nullptr; }
+
+  /// Stages the block with the token block's sequence hash. Throws BlockSizeMismatch (block
+  /// untouched, still owned by *this) if the token block's size differs from the pool's.
+  [[nodiscard]] CompleteBlock<Tier> complete(const TokenBlock& block) && {
+    return std::move(*this).stage(block.sequence_hash(), block.block_size());
+  }
+  /// Same with an explicit hash; `block_size` is the number of tokens the caller filled.
+  [[nodiscard]] CompleteBlock<Tier> stage(const SequenceHash& hash, std::size_t block_size) && {
+    if (block_size != store_->block_size()) {
+      throw BlockSizeMismatch(store_->block_size(), block_size);
+    }
+    store_->stage(block_id_, hash);
+    return CompleteBlock<Tier>(std::exchange(store_, nullptr), block_id_, hash);
+  }
+
+ private:
+  friend struct detail::BlockAccess;
+  friend class CompleteBlock<Tier>;
+  MutableBlock(detail::BlockStore* store, BlockId id) noexcept : store_{store}, block_id_{id} {}
+  void release() noexcept {
+    if (store_ != nullptr) std::exchange(store_, nullptr)->release_mutable(block_id_);
+  }
+
+  detail::BlockStore* store_;
+  BlockId block_id_;
+};
+
+template <class Tier>
+class CompleteBlock {
+ public:
+  CompleteBlock(CompleteBlock&& other) noexcept
+      : store_{std::exchange(other.store_, nullptr)},
+        block_id_{other.block_id_},
+        hash_{other.hash_} {}
+  CompleteBlock& operator=(CompleteBlock&& other) noexcept {
+    if (this != &other) {
+      release();
+      store_ = std::exchange(other.store_, nullptr);
+      block_id_ = other.block_id_;
+      hash_ = other.hash_;
+    }
+    return *this;
+  }
+  CompleteBlock(const CompleteBlock&) = delete;
+  CompleteBlock& operator=(const CompleteBlock&) = delete;
+  ~CompleteBlock() { release(); }
+
+  [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
+  [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
+  [[nodiscard]] std::size_t block_size() const noexcept { return store_->block_size(); }
+  [[nodiscard]] ManagerId manager_id() const noexcept { return store_->id(); }
+  [[nodiscard]] bool valid() const noexcept { return store_ != nullptr; }
+
+  /// Rolls the block back to mutable (its evict-on-reset flag returns to the pool default).
+  [[nodiscard]] MutableBlock<Tier> reset() && {
+    store_->unstage(block_id_);
+    return MutableBlock<Tier>(std::exchange(store_, nullptr), block_id_);
+  }
+
+ private:
+  friend struct detail::BlockAccess;
+  friend class MutableBlock<Tier>;
+  friend class BlockManager<Tier>;
+  CompleteBlock(detail::BlockStore* store, BlockId id, const SequenceHash& hash) noexcept
+      : store_{store}, block_id_{id}, hash_{hash} {}
+  void release() noexcept {
+    if (store_ != nullptr) std::exchange(store_, nullptr)->release_staged(block_id_);
+  }
+
+  detail::BlockStore* store_;
+  BlockId block_id_;
+  SequenceHash hash_;
+};
+
+template <class Tier>
+class ImmutableBlock {
+ public:
+  ImmutableBlock(const ImmutableBlock& other) noexcept
+      : store_{other.store_}, block_id_{other.block_id_}, generation_{other.generation_},
+        hash_{other.hash_} {
+    store_->slot_retain(block_id_);
+    store_->metrics().inflight_immutable.fetch_add(1, std::memory_order_relaxed);
+  }
+  ImmutableBlock(ImmutableBlock&& other) noexcept
+      : store_{std::exchange(other.store_, nullptr)}, block_id_{other.block_id_},
+        generation_{other.generation_}, hash_{other.hash_} {}
+  ImmutableBlock& operator=(ImmutableBlock other) noexcept {
+    std::swap(store_, other.store_);
+    std::swap(block_id_, other.block_id_);
+    std::swap(generation_, other.generation_);
+    std::swap(hash_, other.hash_);
+    return *this;
+  }
+  ~ImmutableBlock() {
+    if (store_ != nullptr) {
+      store_->metrics().inflight_immutable.fetch_sub(1, std::memory_order_relaxed);
+      store_->slot_release(block_id_, generation_);
+    }
+  }
+
+  [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
+  [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
+  [[nodiscard]] ManagerId manager_id() const noexcept { return store_->id(); }
+  /// Live strong references to this slot's tenancy: handles, pins and duplicate keep-alives.
+  [[nodiscard]] std::size_t use_count() const noexcept { return store_->slot_use_count(block_id_); }
+  [[nodiscard]] WeakBlock<Tier> downgrade() const;
+  /// A type-erased keepalive of this slot (counted in use_count(), not in inflight_immutable).
+  [[nodiscard]] LifecyclePinRef pin() const noexcept {
+    store_->slot_retain(block_id_);
+    return LifecyclePinRef(store_, block_id_, generation_, hash_);
+  }
+  /// When set, the last release frees the slot instead of caching it. Shared by every copy
+  /// (last writer wins); ignored for duplicates; reset when the slot is next allocated.
+  void set_evict_on_reset(bool value) const noexcept {
+    store_->set_reset_on_release(block_id_, generation_, value);
+  }
+  [[nodiscard]] bool valid() const noexcept { return store_ != nullptr; }
+
+ private:
+  friend struct detail::BlockAccess;
+  /// Adopts one strong reference already taken by the store.
+  ImmutableBlock(detail::BlockStore* store, const detail::ImmutableRef& ref) noexcept
+      : store_{store}, block_id_{ref.block_id}, generation_{ref.generation}, hash_{ref.hash} {
+    store_->metrics().inflight_immutable.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  detail::BlockStore* store_;
+  BlockId block_id_;
+  std::uint32_t generation_;
+  SequenceHash hash_;
+};
+
+template <class Tier>
+class WeakBlock {
+ public:
+  WeakBlock(const WeakBlock& other) noexcept
+      : store_{other.store_}, entry_{other.entry_}, block_id_{other.block_id_},
+        generation_{other.generation_}, hash_{other.hash_} {
+    store_->registry_retain(entry_);
+  }
+  WeakBlock(WeakBlock&& other) noexcept
+      : store_{std::move(other.store_)}, entry_{std::exchange(other.entry_, nullptr)},
+        block_id_{other.block_id_}, generation_{other.generation_}, hash_{other.hash_} {}
+  WeakBlock& operator=(WeakBlock other) noexcept {
+    std::swap(store_, other.store_);
+    std::swap(entry_, other.entry_);
+    std::swap(block_id_, other.block_id_);
+    std::swap(generation_, other.generation_);
+    std::swap(hash_, other.hash_);
+    return *this;
+  }
+  ~WeakBlock() {
+    if (entry_ != nullptr) store_->registry_release(entry_);
+  }
+
+  [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
+  /// The live block, else the cached block revived from the inactive pool, else nullopt
+  /// (evicted). Never touches the frequency tracker. May return the primary when the weak
+  /// reference was taken from a duplicate that is gone.
+  [[nodiscard]] std::optional<ImmutableBlock<Tier>> upgrade() const {
+    if (store_->slot_try_retain(block_id_, generation_)) {
+      return detail::BlockAccess::make<ImmutableBlock<Tier>>(
+          store_.get(), detail::ImmutableRef{block_id_, generation_, hash_});
+    }
+    if (auto ref = store_->acquire(hash_)) {
+      return detail::BlockAccess::make<ImmutableBlock<Tier>>(store_.get(), *ref);
+    }
+    return std::nullopt;
+  }
+
+ private:
+  friend class ImmutableBlock<Tier>;
+  WeakBlock(detail::StorePtr store, detail::RegistryEntry* entry, BlockId id,
+            std::uint32_t generation, const SequenceHash& hash) noexcept
+      : store_{std::move(store)}, entry_{entry}, block_id_{id}, generation_{generation},
+        hash_{hash} {}
+
+  detail::StorePtr store_;
+  detail::RegistryEntry* entry_;
+  BlockId block_id_;
+  std::uint32_t generation_;
+  SequenceHash hash_;
+};
+
+template <class Tier>
+WeakBlock<Tier> ImmutableBlock<Tier>::downgrade() const {
+  detail::RegistryEntry* entry = store_->registry_acquire(hash_);
+  store_->retain();
+  return WeakBlock<Tier>(detail::StorePtr(store_), entry, block_id_, generation_, hash_);
+}
+
+}  // namespace kvbm

@@ -1,0 +1,202 @@
+// kvbm/detail/block_store.hpp — the slot store behind one BlockManager (internal).
+//
+// One BlockStore per manager owns the slot table, the free list, the inactive (evictable) index
+// and the hash -> slot map, all under one mutex. Block handles address slots by id; the hot
+// paths they need (reference counting) are inline here, everything that changes slot state is
+// out of line in src/block_store.cpp.
+//
+// Reference counts. Each slot has one 64-bit atomic: [generation:32][strong count:32]. The count
+// is the number of live ImmutableBlock / LifecyclePinRef handles (and duplicate keep-alives) of
+// the slot's current registered tenancy. Copies are one fetch_add; the handle that brings the
+// count to zero takes the store lock and releases the slot, but only if the generation still
+// matches (a lookup that raced the last drop may have moved the slot on and bumped it).
+// The store itself is intrusively counted: the manager handles, every Mutable/Complete/Weak
+// handle, and every registered tenancy with a non-zero count hold one reference.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "kvbm/detail/function_ref.hpp"
+#include "kvbm/metrics.hpp"
+#include "kvbm/sequence_hash.hpp"
+#include "kvbm/types.hpp"
+
+namespace kvbm {
+class BlockRegistry;
+}
+
+namespace kvbm::detail {
+
+class RegistryEntry;
+struct StoreState;
+}
+#include "kvbm/eviction.hpp"
+namespace kvbm::detail {
+
+inline constexpr std::uint64_t kCountMask = 0xFFFF'FFFFull;
+[[nodiscard]] constexpr std::uint32_t ref_count(std::uint64_t word) noexcept {
+  return static_cast<std::uint32_t>(word & kCountMask);
+}
+[[nodiscard]] constexpr std::uint32_t ref_generation(std::uint64_t word) noexcept {
+  return static_cast<std::uint32_t>(word >> 32);
+}
+
+/// What a store hands a handle for one registered block.
+struct ImmutableRef {
+  BlockId block_id;
+  std::uint32_t generation;
+  SequenceHash hash;
+};
+
+struct StoreConfig {
+  std::size_t block_count = 0;
+  std::uint32_t block_size = 16;
+  DuplicationPolicy duplication_policy = DuplicationPolicy::Allow;
+  bool default_reset_on_release = false;
+  const void* tier_key = nullptr;
+  const char* tier_name = "";
+};
+
+/// Live counters; relaxed atomics, read through snapshot().
+struct StoreMetrics {
+  std::atomic<std::uint64_t> allocations{0}, allocations_from_reset{0}, evictions{0},
+      registrations{0}, duplicate_blocks{0}, registration_dedup{0}, stagings{0},
+      match_hashes_requested{0}, match_blocks_returned{0}, scan_hashes_requested{0},
+      scan_blocks_returned{0}, eager_primary_to_inactive{0}, release_primary_noop{0};
+  std::atomic<std::int64_t> inflight_mutable{0}, inflight_immutable{0}, reset_pool_size{0},
+      inactive_pool_size{0};
+  [[nodiscard]] MetricsSnapshot snapshot() const noexcept;
+};
+
+class BlockStore {
+ public:
+  /// Builds a store with one reference owned by the caller. Throws ConfigError.
+  static BlockStore* create(const StoreConfig& config, const EvictionConfig& eviction,
+                            const BlockRegistry& registry);
+
+  BlockStore(const BlockStore&) = delete;
+  BlockStore& operator=(const BlockStore&) = delete;
+
+  // ---- store lifetime ----
+  void retain(std::size_t n = 1) noexcept { refs_.fetch_add(n, std::memory_order_relaxed); }
+  void unref() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
+  }
+
+  // ---- strong slot references (ImmutableBlock, LifecyclePinRef) ----
+  void slot_retain(BlockId id) noexcept {
+    slot_refs_[id].fetch_add(1, std::memory_order_relaxed);
+  }
+  void slot_release(BlockId id, std::uint32_t generation) noexcept {
+    const auto previous = slot_refs_[id].fetch_sub(1, std::memory_order_acq_rel);
+    if (ref_count(previous) == 1) release_last(id, generation);
+  }
+  /// Lock-free upgrade: succeeds only while the tenancy `generation` still has a holder.
+  [[nodiscard]] bool slot_try_retain(BlockId id, std::uint32_t generation) noexcept {
+    auto word = slot_refs_[id].load(std::memory_order_acquire);
+    while (ref_generation(word) == generation && ref_count(word) != 0) {
+      if (slot_refs_[id].compare_exchange_weak(word, word + 1, std::memory_order_acq_rel,
+                                               std::memory_order_acquire)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  [[nodiscard]] std::uint32_t slot_use_count(BlockId id) const noexcept {
+    return ref_count(slot_refs_[id].load(std::memory_order_acquire));
+  }
+
+  // ---- identity ----
+  [[nodiscard]] ManagerId id() const noexcept { return id_; }
+  [[nodiscard]] std::uint32_t block_size() const noexcept { return block_size_; }
+  [[nodiscard]] std::size_t total_blocks() const noexcept { return total_blocks_; }
+  [[nodiscard]] StoreMetrics& metrics() noexcept { return metrics_; }
+  [[nodiscard]] DuplicationPolicy duplication_policy() const noexcept;
+  [[nodiscard]] const BlockRegistry& registry() const noexcept;
+
+  // ---- transitions (all take the store lock once) ----
+  /// All-or-nothing. Emits each block id; appends evicted hashes (policy order) when asked.
+  /// The store takes one store reference per emitted block on the caller's behalf.
+  bool allocate(std::size_t count, FunctionRef<void(BlockId)> emit,
+                std::vector<SequenceHash>* evicted);
+  void stage(BlockId id, const SequenceHash& hash) noexcept;    // Mutable -> Staged
+  void unstage(BlockId id) noexcept;                             // Staged -> Mutable
+  void release_mutable(BlockId id) noexcept;                     // Mutable -> Reset, unref
+  void release_staged(BlockId id) noexcept;                      // Staged -> Reset, unref
+  /// Registers `count` staged blocks (each input consumes one store reference of a
+  /// CompleteBlock). Emits one ImmutableRef per input, in order.
+  void register_staged(std::size_t count, FunctionRef<std::pair<BlockId, SequenceHash>(std::size_t)> input,
+                       FunctionRef<void(const ImmutableRef&)> emit);
+  /// Prefix walk; returns how many were emitted.
+  std::size_t match_prefix(std::span<const SequenceHash> hashes,
+                           FunctionRef<void(const ImmutableRef&)> emit);
+  /// Every hash independently; emits each distinct hit once.
+  std::size_t scan(std::span<const SequenceHash> hashes, FunctionRef<void(const ImmutableRef&)> emit);
+  /// Slow path of WeakBlock::upgrade: live primary, else resurrect from the inactive pool.
+  std::optional<ImmutableRef> acquire(const SequenceHash& hash);
+  void set_reset_on_release(BlockId id, std::uint32_t generation, bool value) noexcept;
+  /// Drains the inactive pool into the free list; returns how many were drained.
+  std::size_t reset_inactive_pool();
+  /// free + inactive, read under one lock.
+  [[nodiscard]] std::size_t available_blocks() const;
+
+  // ---- registry references held by WeakBlock ----
+  [[nodiscard]] RegistryEntry* registry_acquire(const SequenceHash& hash);
+  void registry_retain(RegistryEntry* entry) noexcept;
+  void registry_release(RegistryEntry* entry) noexcept;
+  /// Frequency touches after the store lock (one per hash).
+  void touch_all(std::span<const SequenceHash> hashes) const;
+  void touch_one(const SequenceHash& hash) const;
+
+  /// Test/diagnostic: throws std::logic_error if an internal invariant is broken
+  /// (free + inactive + held != total, index and slot states disagree).
+  void check_invariants() const;
+
+ private:
+  BlockStore(const StoreConfig& config, const EvictionConfig& eviction,
+             const BlockRegistry& registry);
+  ~BlockStore();
+  void destroy() noexcept;
+  void release_last(BlockId id, std::uint32_t generation) noexcept;
+
+  std::atomic<std::size_t> refs_{1};
+  std::unique_ptr<std::atomic<std::uint64_t>[]> slot_refs_;
+  ManagerId id_;
+  std::uint32_t block_size_;
+  std::size_t total_blocks_;
+  StoreMetrics metrics_;
+  std::unique_ptr<StoreState> state_;
+};
+
+/// Intrusive owning pointer to a store (what a BlockManager holds).
+class StorePtr {
+ public:
+  StorePtr() noexcept = default;
+  explicit StorePtr(BlockStore* adopted) noexcept : store_{adopted} {}
+  StorePtr(const StorePtr& other) noexcept : store_{other.store_} {
+    if (store_ != nullptr) store_->retain();
+  }
+  StorePtr(StorePtr&& other) noexcept : store_{std::exchange(other.store_, nullptr)} {}
+  StorePtr& operator=(StorePtr other) noexcept {
+    std::swap(store_, other.store_);
+    return *this;
+  }
+  ~StorePtr() {
+    if (store_ != nullptr) store_->unref();
+  }
+  BlockStore* operator->() const noexcept { return store_; }
+  BlockStore& operator*() const noexcept { return *store_; }
+  [[nodiscard]] BlockStore* get() const noexcept { return store_; }
+
+ private:
+  BlockStore* store_ = nullptr;
+};
+
+}  // namespace kvbm::detail

@@ -1,0 +1,69 @@
+// kvbm/pin.hpp — LifecyclePinRef: a type-erased keepalive naming one slot.
+//
+// A pin names a slot by (manager_id, block_id, sequence_hash) whatever the manager's tier, so an
+// offload connector can keep heterogeneous lists of slots it is moving. While a pin lives, the
+// slot stays registered and cannot be cached or recycled, exactly as if an ImmutableBlock were
+// held. Copying a pin is one atomic increment. Thread safety: as for ImmutableBlock.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <ostream>
+#include <utility>
+
+#include "kvbm/detail/block_store.hpp"
+
+namespace kvbm {
+
+template <class Tier>
+class ImmutableBlock;
+
+class LifecyclePinRef {
+ public:
+  LifecyclePinRef(const LifecyclePinRef& other) noexcept
+      : store_{other.store_}, block_id_{other.block_id_}, generation_{other.generation_},
+        hash_{other.hash_} {
+    store_->slot_retain(block_id_);
+  }
+  LifecyclePinRef(LifecyclePinRef&& other) noexcept
+      : store_{std::exchange(other.store_, nullptr)}, block_id_{other.block_id_},
+        generation_{other.generation_}, hash_{other.hash_} {}
+  LifecyclePinRef& operator=(LifecyclePinRef other) noexcept {
+    std::swap(store_, other.store_);
+    std::swap(block_id_, other.block_id_);
+    std::swap(generation_, other.generation_);
+    std::swap(hash_, other.hash_);
+    return *this;
+  }
+  ~LifecyclePinRef() {
+    if (store_ != nullptr) store_->slot_release(block_id_, generation_);
+  }
+
+  [[nodiscard]] ManagerId manager_id() const noexcept { return store_->id(); }
+  [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
+  [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
+  /// Strong references to the slot's tenancy (blocks, pins, duplicate keep-alives); diagnostics.
+  [[nodiscard]] std::size_t use_count() const noexcept { return store_->slot_use_count(block_id_); }
+
+  friend std::ostream& operator<<(std::ostream& os, const LifecyclePinRef& pin) {
+    return os << "LifecyclePinRef{" << pin.manager_id() << ", block " << pin.block_id_ << ", "
+              << pin.hash_ << ", use_count " << pin.use_count() << '}';
+  }
+
+  /// For the library (transfer engine, fences); not for users.
+  [[nodiscard]] detail::BlockStore* store() const noexcept { return store_; }
+
+ private:
+  template <class Tier>
+  friend class ImmutableBlock;
+  LifecyclePinRef(detail::BlockStore* store, BlockId id, std::uint32_t generation,
+                  const SequenceHash& hash) noexcept
+      : store_{store}, block_id_{id}, generation_{generation}, hash_{hash} {}
+
+  detail::BlockStore* store_;
+  BlockId block_id_;
+  std::uint32_t generation_;
+  SequenceHash hash_;
+};
+
+}  // namespace kvbm

@@ -1,0 +1,49 @@
+// src/eviction/lru_policy.hpp — IdList (intrusive list over dense slot ids) and the LRU policy.
+#pragma once
+
+#include <vector>
+
+#include "eviction/inactive_policy.hpp"
+
+namespace kvbm::detail {
+
+/// Doubly-linked list threaded through arrays indexed by slot id: O(1) push/unlink/pop and no
+/// allocation after construction. Reusable by any policy that keeps one or more FIFO orders.
+class IdList {
+ public:
+  explicit IdList(std::size_t capacity);
+  void push_back(BlockId id) noexcept;
+  void unlink(BlockId id) noexcept;
+  /// kInvalidBlockId when empty.
+  BlockId pop_front() noexcept;
+  [[nodiscard]] BlockId front() const noexcept { return head_; }
+  [[nodiscard]] bool contains(BlockId id) const noexcept { return linked_[id]; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+ private:
+  std::vector<BlockId> prev_;
+  std::vector<BlockId> next_;
+  std::vector<bool> linked_;
+  BlockId head_ = kInvalidBlockId;
+  BlockId tail_ = kInvalidBlockId;
+  std::size_t size_ = 0;
+};
+
+/// Evicts the block released longest ago. Hits remove the entry, so "recency" is the time of
+/// the last release.
+class LruPolicy final : public InactivePolicy {
+ public:
+  explicit LruPolicy(std::size_t capacity) : order_{capacity} {}
+  void insert(BlockId id, const SequenceHash&) override { order_.push_back(id); }
+  void remove(BlockId id, const SequenceHash&) override { order_.unlink(id); }
+  std::size_t evict(std::span<BlockId> out) override;
+  [[nodiscard]] std::size_t size() const noexcept override { return order_.size(); }
+  [[nodiscard]] bool contains(BlockId id) const noexcept override { return order_.contains(id); }
+  [[nodiscard]] const char* name() const noexcept override { return "lru"; }
+
+ private:
+  IdList order_;
+};
+
+}  // namespace kvbm::detail
