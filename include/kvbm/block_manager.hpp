@@ -182,7 +182,9 @@ class BlockManager {
       std::span<const SequenceHash> hashes, bool touch = true) {
     std::unordered_map<SequenceHash, Immutable> out;
     out.reserve(hashes.size());
-    store_->scan(hashes, [&](const detail::ImmutableRef& ref) {
+    store_->scan(
+        hashes, [&](const SequenceHash& hash) { return !out.contains(hash); },
+        [&](const detail::ImmutableRef& ref) {
       out.emplace(ref.hash, make_immutable(ref));
     });
     if (touch) {

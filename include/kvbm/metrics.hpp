@@ -27,7 +27,7 @@ struct MetricsSnapshot {
   std::uint64_t eager_primary_to_inactive = 0;  ///< lookups that finished a racing last drop
   std::uint64_t release_primary_noop = 0;       ///< late drops that found the slot moved on
   // gauges
-  std::int64_t inflight_mutable = 0;    ///< Mutable + Staged blocks held by callers
+  std::int64_t inflight_mutable = 0;    ///< MutableBlocks held by callers (staged blocks are not counted)
   std::int64_t inflight_immutable = 0;  ///< live ImmutableBlock handles (copies count, pins do not)
   std::int64_t reset_pool_size = 0;     ///< free list length
   std::int64_t inactive_pool_size = 0;  ///< cached, evictable blocks

@@ -137,8 +137,10 @@ class BlockStore {
   /// Prefix walk; returns how many were emitted.
   std::size_t match_prefix(std::span<const SequenceHash> hashes,
                            FunctionRef<void(const ImmutableRef&)> emit);
-  /// Every hash independently; emits each distinct hit once.
-  std::size_t scan(std::span<const SequenceHash> hashes, FunctionRef<void(const ImmutableRef&)> emit);
+  /// Every hash independently; `wanted` filters hashes already answered (repeats).
+  std::size_t scan(std::span<const SequenceHash> hashes,
+                   FunctionRef<bool(const SequenceHash&)> wanted,
+                   FunctionRef<void(const ImmutableRef&)> emit);
   /// Slow path of WeakBlock::upgrade: live primary, else resurrect from the inactive pool.
   std::optional<ImmutableRef> acquire(const SequenceHash& hash);
   void set_reset_on_release(BlockId id, std::uint32_t generation, bool value) noexcept;

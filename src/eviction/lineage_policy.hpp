@@ -1,0 +1,159 @@
+// src/eviction/lineage_policy.hpp — leaf-first eviction over the prefix tree of cached blocks.
+//
+// Cached blocks form a forest keyed by positional lineage: a node is (position, fragment) where
+// the fragment is the block's chained hash truncated to the width its children store as their
+// parent fragment, so a child at position p finds its parent under (p-1, child.parent_fragment()).
+// Only leaves (cached blocks without cached or placeholder descendants) are evictable, so a cached
+// parent always outlives its cached descendants and chains drain tail-first.
+//  - A child cached before its parent hangs under a Ghost placeholder; the parent's later insert
+//    promotes the ghost. A cache hit on an interior block leaves a ghost holding the subtree.
+//  - Removing a node prunes childless ghosts upwards iteratively (no recursion: chains may be
+//    tens of thousands deep) and re-exposes the nearest cached ancestor as a leaf.
+//  - Two different hashes with the same (position, fragment) (a different parent, or a fragment
+//    collision) never share a node: the later one gets its own unindexed node, always a leaf, so
+//    eviction of one never removes or corrupts the other. Every cached block keeps its full hash.
+// Leaf order (LineageEviction):
+//  - Tick: by the tick the block got when it became cached; a parent re-exposed as a leaf keeps
+//    its original tick (so a chain's root follows its own leaf). Indexed binary heap: O(log n).
+//  - Fifo: by the time the node became a leaf; a re-exposed parent joins the tail. Intrusive
+//    list: O(1).
+// Memory: a node slab reserved for 2 x capacity nodes (ghosts may grow it), a (position,
+// fragment) index reserved likewise, and per-slot arrays. No allocation per operation in steady
+// state. Complexity per operation: O(1) expected plus the ghost chain pruned (amortised O(1):
+// each ghost is pruned once) plus O(log n) for the Tick heap.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "eviction/lru_policy.hpp"
+
+namespace kvbm::detail {
+
+/// Index key of a lineage node.
+struct LineageKey {
+  std::uint64_t fragment;
+  std::uint32_t position;
+  friend bool operator==(const LineageKey&, const LineageKey&) noexcept = default;
+};
+
+/// Cheap FxHash-style hasher over the key's two words (rotate-left 5, xor, multiply by an odd
+/// 64-bit constant), folded so the low bits a swiss table uses depend on the whole key.
+struct LineageKeyHash {
+  std::size_t operator()(const LineageKey& key) const noexcept {
+    constexpr std::uint64_t kOdd = 0x517cc1b727220a95ull;
+    std::uint64_t h = 0;
+    h = (((h << 5) | (h >> 59)) ^ key.position) * kOdd;
+    h = (((h << 5) | (h >> 59)) ^ key.fragment) * kOdd;
+    return static_cast<std::size_t>(h ^ (h >> 29));
+  }
+};
+
+/// Min-heap of slot ids keyed by a 64-bit tick, with an id -> heap position map so any id can be
+/// removed in O(log n). Sized for `capacity` ids; never allocates afterwards.
+class TickHeap {
+ public:
+  explicit TickHeap(std::size_t capacity);
+  void push(BlockId id, std::uint64_t tick) noexcept;
+  void erase(BlockId id) noexcept;
+  /// kInvalidBlockId when empty.
+  [[nodiscard]] BlockId top() const noexcept {
+    return heap_.empty() ? kInvalidBlockId : heap_.front().id;
+  }
+  [[nodiscard]] bool contains(BlockId id) const noexcept { return where_[id] != kNowhere; }
+  [[nodiscard]] std::size_t size() const noexcept { return heap_.size(); }
+
+ private:
+  static constexpr std::uint32_t kNowhere = 0xFFFF'FFFFu;
+  struct Entry {
+    std::uint64_t tick;
+    BlockId id;
+  };
+  void place(std::size_t at, Entry entry) noexcept {
+    heap_[at] = entry;
+    where_[entry.id] = static_cast<std::uint32_t>(at);
+  }
+  void sift_up(std::size_t at) noexcept;
+  void sift_down(std::size_t at) noexcept;
+
+  std::vector<Entry> heap_;
+  std::vector<std::uint32_t> where_;
+};
+
+class LineagePolicy final : public InactivePolicy {
+ public:
+  LineagePolicy(std::size_t capacity, LineageEviction order);
+  ~LineagePolicy() override;
+
+  /// Throws std::logic_error if `id` is already present.
+  void insert(BlockId id, const SequenceHash& hash) override;
+  /// Throws std::logic_error if `id` is not present or holds a different hash.
+  void remove(BlockId id, const SequenceHash& hash) override;
+  std::size_t evict(std::span<BlockId> out) override;
+  [[nodiscard]] std::size_t size() const noexcept override { return size_; }
+  [[nodiscard]] bool contains(BlockId id) const noexcept override {
+    return id < node_of_.size() && node_of_[id] != kNil;
+  }
+  [[nodiscard]] const char* name() const noexcept override {
+    return order_ == LineageEviction::Tick ? "lineage-tick" : "lineage-fifo";
+  }
+
+  // ---- diagnostics (tests, benchmarks) ----
+  [[nodiscard]] LineageEviction order() const noexcept { return order_; }
+  /// Whether `id` is cached and currently evictable (a leaf).
+  [[nodiscard]] bool is_leaf(BlockId id) const noexcept;
+  [[nodiscard]] std::size_t leaf_count() const noexcept;
+  /// Nodes in the tree (cached + ghosts).
+  [[nodiscard]] std::size_t node_count() const noexcept { return live_nodes_; }
+  [[nodiscard]] std::size_t ghost_count() const noexcept { return live_nodes_ - size_; }
+  /// Nodes ever created in the slab (live + recycled); grows only past its high-water mark.
+  [[nodiscard]] std::size_t slab_size() const noexcept { return nodes_.size(); }
+  /// The id that would be evicted next (kInvalidBlockId when empty).
+  [[nodiscard]] BlockId next_victim() const noexcept;
+  /// O(n) consistency check of tree, index, counts and leaf order; throws std::logic_error.
+  void check_invariants() const;
+
+ private:
+  static constexpr std::uint32_t kNil = 0xFFFF'FFFFu;
+  enum class NodeState : std::uint8_t { Free, Ghost, Real };
+  struct Node {
+    std::uint64_t fragment = 0;
+    std::uint32_t position = 0;
+    std::uint32_t parent = kNil;
+    std::uint32_t first_child = kNil;
+    std::uint32_t next_sibling = kNil;  // also the free-list link
+    std::uint32_t prev_sibling = kNil;
+    BlockId block = kInvalidBlockId;    // the cached slot while Real
+    NodeState state = NodeState::Free;
+    bool indexed = false;               // reachable through the (position, fragment) index
+  };
+  struct Index;
+
+  std::uint32_t alloc_node(std::uint32_t position, std::uint64_t fragment, bool indexed);
+  void free_node(std::uint32_t n) noexcept;
+  void attach(std::uint32_t child, std::uint32_t parent) noexcept;
+  void detach(std::uint32_t child) noexcept;
+  void link_to_parent(std::uint32_t n, const SequenceHash& hash);
+  void remove_cached(BlockId id);
+  /// `n` just lost a child or its block: re-expose it as a leaf, or prune it (and any childless
+  /// ghost ancestors) when it is a childless ghost. Iterative.
+  void settle(std::uint32_t n);
+  void leaf_added(BlockId id) noexcept;
+  void leaf_removed(BlockId id) noexcept;
+
+  LineageEviction order_;
+  std::vector<Node> nodes_;
+  std::uint32_t free_head_ = kNil;
+  std::size_t live_nodes_ = 0;
+  std::unique_ptr<Index> index_;
+  std::vector<std::uint32_t> node_of_;   // slot id -> node, kNil when not cached
+  std::vector<SequenceHash> hash_of_;    // slot id -> full hash while cached
+  std::vector<std::uint64_t> tick_of_;   // slot id -> tick at which it became cached
+  std::uint64_t next_tick_ = 1;
+  TickHeap tick_leaves_;                 // LineageEviction::Tick
+  IdList fifo_leaves_;                   // LineageEviction::Fifo
+  std::size_t size_ = 0;
+};
+
+}  // namespace kvbm::detail
