@@ -1,0 +1,337 @@
+// Lineage eviction: leaf-first over the prefix tree, ghost placeholders, iterative pruning.
+#include "eviction/lineage_policy.hpp"
+
+#include <absl/container/flat_hash_map.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace kvbm::detail {
+
+// ---------------------------------------------------------------------------------------------
+// TickHeap
+
+TickHeap::TickHeap(std::size_t capacity) : where_(capacity, kNowhere) { heap_.reserve(capacity); }
+
+void TickHeap::push(BlockId id, std::uint64_t tick) noexcept {
+  heap_.push_back(Entry{tick, id});  // within the reserved capacity: one entry per slot id
+  where_[id] = static_cast<std::uint32_t>(heap_.size() - 1);
+  sift_up(heap_.size() - 1);
+}
+
+void TickHeap::erase(BlockId id) noexcept {
+  const std::size_t at = where_[id];
+  where_[id] = kNowhere;
+  const Entry last = heap_.back();
+  heap_.pop_back();
+  if (at == heap_.size()) return;  // it was the last entry
+  place(at, last);
+  if (at > 0 && last.tick < heap_[(at - 1) / 2].tick) {
+    sift_up(at);
+  } else {
+    sift_down(at);
+  }
+}
+
+void TickHeap::sift_up(std::size_t at) noexcept {
+  const Entry entry = heap_[at];
+  while (at > 0) {
+    const std::size_t parent = (at - 1) / 2;
+    if (heap_[parent].tick <= entry.tick) break;
+    place(at, heap_[parent]);
+    at = parent;
+  }
+  place(at, entry);
+}
+
+void TickHeap::sift_down(std::size_t at) noexcept {
+  const Entry entry = heap_[at];
+  const std::size_t n = heap_.size();
+  while (true) {
+    std::size_t child = 2 * at + 1;
+    if (child >= n) break;
+    if (child + 1 < n && heap_[child + 1].tick < heap_[child].tick) ++child;
+    if (entry.tick <= heap_[child].tick) break;
+    place(at, heap_[child]);
+    at = child;
+  }
+  place(at, entry);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LineagePolicy
+
+struct LineagePolicy::Index {
+  absl::flat_hash_map<LineageKey, std::uint32_t, LineageKeyHash> map;
+};
+
+LineagePolicy::LineagePolicy(std::size_t capacity, LineageEviction order)
+    : order_{order},
+      index_{std::make_unique<Index>()},
+      node_of_(capacity, kNil),
+      hash_of_(capacity),
+      tick_of_(capacity, 0),
+      tick_leaves_{order == LineageEviction::Tick ? capacity : 0},
+      fifo_leaves_{order == LineageEviction::Fifo ? capacity : 0} {
+  // Cached blocks plus as many ghosts: reserved, committed only as the slab grows into it.
+  nodes_.reserve(2 * capacity);
+  index_->map.reserve(2 * capacity);
+}
+
+LineagePolicy::~LineagePolicy() = default;
+
+std::uint32_t LineagePolicy::alloc_node(std::uint32_t position, std::uint64_t fragment,
+                                        bool indexed) {
+  std::uint32_t n;
+  if (free_head_ != kNil) {
+    n = free_head_;
+    free_head_ = nodes_[n].next_sibling;
+  } else {
+    if (nodes_.size() >= kNil) throw std::length_error("lineage policy: node slab exhausted");
+    n = static_cast<std::uint32_t>(nodes_.size());
+    nodes_.emplace_back();
+  }
+  Node& node = nodes_[n];
+  node = Node{};
+  node.fragment = fragment;
+  node.position = position;
+  node.state = NodeState::Ghost;
+  node.indexed = indexed;
+  ++live_nodes_;
+  return n;
+}
+
+void LineagePolicy::free_node(std::uint32_t n) noexcept {
+  Node& node = nodes_[n];
+  if (node.indexed) index_->map.erase(LineageKey{node.fragment, node.position});
+  node = Node{};
+  node.next_sibling = free_head_;
+  free_head_ = n;
+  --live_nodes_;
+}
+
+void LineagePolicy::attach(std::uint32_t child, std::uint32_t parent) noexcept {
+  Node& c = nodes_[child];
+  Node& p = nodes_[parent];
+  c.parent = parent;
+  c.prev_sibling = kNil;
+  c.next_sibling = p.first_child;
+  if (p.first_child != kNil) nodes_[p.first_child].prev_sibling = child;
+  p.first_child = child;
+}
+
+void LineagePolicy::detach(std::uint32_t child) noexcept {
+  Node& c = nodes_[child];
+  if (c.prev_sibling != kNil) {
+    nodes_[c.prev_sibling].next_sibling = c.next_sibling;
+  } else {
+    nodes_[c.parent].first_child = c.next_sibling;
+  }
+  if (c.next_sibling != kNil) nodes_[c.next_sibling].prev_sibling = c.prev_sibling;
+  c.parent = kNil;
+  c.prev_sibling = kNil;
+  c.next_sibling = kNil;
+}
+
+void LineagePolicy::leaf_added(BlockId id) noexcept {
+  if (order_ == LineageEviction::Tick) {
+    tick_leaves_.push(id, tick_of_[id]);
+  } else {
+    fifo_leaves_.push_back(id);
+  }
+}
+
+void LineagePolicy::leaf_removed(BlockId id) noexcept {
+  if (order_ == LineageEviction::Tick) {
+    tick_leaves_.erase(id);
+  } else {
+    fifo_leaves_.unlink(id);
+  }
+}
+
+void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
+  if (id >= node_of_.size()) {
+    throw std::logic_error("lineage policy: block " + std::to_string(id) + " out of range");
+  }
+  if (contains(id)) {
+    throw std::logic_error("lineage policy: block " + std::to_string(id) + " already exists");
+  }
+  const std::uint32_t position = hash.position();
+  const LineageKey key{hash.fragment_for_child_position(position + 1), position};
+
+  std::uint32_t n;
+  auto& map = index_->map;
+  if (auto it = map.find(key); it == map.end()) {
+    n = alloc_node(key.position, key.fragment, /*indexed=*/true);
+    map.emplace(key, n);
+  } else if (nodes_[it->second].state == NodeState::Ghost) {
+    n = it->second;  // a placeholder (or a hit-removed interior block) becomes cached again
+  } else {
+    // The key is held by another cached block: a different parent or a fragment collision
+    // (the store's map tells full hashes apart). Give this one a node of its own that lookups
+    // never reach: it stays a leaf, so it is evictable and never disturbs the other's subtree.
+    n = alloc_node(key.position, key.fragment, /*indexed=*/false);
+  }
+
+  Node& node = nodes_[n];
+  node.state = NodeState::Real;
+  node.block = id;
+  node_of_[id] = n;
+  hash_of_[id] = hash;
+  tick_of_[id] = next_tick_++;
+  ++size_;
+
+  link_to_parent(n, hash);
+  if (nodes_[n].first_child == kNil) leaf_added(id);
+}
+
+void LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
+  const std::uint32_t position = nodes_[n].position;
+  if (position == 0) return;
+  const LineageKey parent_key{hash.parent_fragment(), position - 1};
+
+  if (const std::uint32_t current = nodes_[n].parent; current != kNil) {
+    const Node& p = nodes_[current];
+    if (p.position == parent_key.position && p.fragment == parent_key.fragment) return;
+    // A promoted ghost that was left by a different hash with the same (position, fragment):
+    // move it under this hash's parent and let the old parent settle.
+    detach(n);
+    settle(current);
+  }
+
+  std::uint32_t parent;
+  auto& map = index_->map;
+  if (auto it = map.find(parent_key); it != map.end()) {
+    parent = it->second;
+    const Node& p = nodes_[parent];
+    if (p.state == NodeState::Real && p.first_child == kNil) leaf_removed(p.block);
+  } else {
+    // Child cached before its parent: hold its place with a ghost.
+    parent = alloc_node(parent_key.position, parent_key.fragment, /*indexed=*/true);
+    map.emplace(parent_key, parent);
+  }
+  attach(n, parent);
+}
+
+void LineagePolicy::remove(BlockId id, const SequenceHash& hash) {
+  if (!contains(id)) {
+    throw std::logic_error("lineage policy: block " + std::to_string(id) + " not found");
+  }
+  if (!(hash_of_[id] == hash)) {
+    throw std::logic_error("lineage policy: block " + std::to_string(id) +
+                           " holds a different sequence hash");
+  }
+  remove_cached(id);
+}
+
+void LineagePolicy::remove_cached(BlockId id) {
+  const std::uint32_t n = node_of_[id];
+  Node& node = nodes_[n];
+  if (node.first_child == kNil) leaf_removed(id);
+  node.state = NodeState::Ghost;
+  node.block = kInvalidBlockId;
+  node_of_[id] = kNil;
+  tick_of_[id] = 0;
+  --size_;
+  settle(n);
+}
+
+void LineagePolicy::settle(std::uint32_t n) {
+  while (n != kNil) {
+    Node& node = nodes_[n];
+    if (node.first_child != kNil) return;  // still holds a subtree together
+    if (node.state == NodeState::Real) {   // a cached ancestor re-exposed as a leaf
+      leaf_added(node.block);
+      return;
+    }
+    const std::uint32_t parent = node.parent;  // a childless ghost: prune and go up
+    if (parent != kNil) detach(n);
+    free_node(n);
+    n = parent;
+  }
+}
+
+std::size_t LineagePolicy::evict(std::span<BlockId> out) {
+  std::size_t count = 0;
+  while (count < out.size()) {
+    const BlockId victim = next_victim();
+    if (victim == kInvalidBlockId) break;
+    remove_cached(victim);  // may expose the parent as the next leaf
+    out[count++] = victim;
+  }
+  return count;
+}
+
+BlockId LineagePolicy::next_victim() const noexcept {
+  return order_ == LineageEviction::Tick ? tick_leaves_.top() : fifo_leaves_.front();
+}
+
+bool LineagePolicy::is_leaf(BlockId id) const noexcept {
+  if (!contains(id)) return false;
+  return order_ == LineageEviction::Tick ? tick_leaves_.contains(id) : fifo_leaves_.contains(id);
+}
+
+std::size_t LineagePolicy::leaf_count() const noexcept {
+  return order_ == LineageEviction::Tick ? tick_leaves_.size() : fifo_leaves_.size();
+}
+
+void LineagePolicy::check_invariants() const {
+  const auto fail = [](const std::string& what) {
+    throw std::logic_error("lineage policy invariant: " + what);
+  };
+  std::size_t live = 0;
+  std::size_t cached = 0;
+  std::size_t leaves = 0;
+  std::size_t indexed = 0;
+  for (std::uint32_t n = 0; n < nodes_.size(); ++n) {
+    const Node& node = nodes_[n];
+    if (node.state == NodeState::Free) continue;
+    ++live;
+    if (node.indexed) {
+      ++indexed;
+      auto it = index_->map.find(LineageKey{node.fragment, node.position});
+      if (it == index_->map.end() || it->second != n) fail("indexed node missing from index");
+    }
+    if (node.state == NodeState::Ghost && node.first_child == kNil) fail("childless ghost");
+    if (node.state == NodeState::Real) {
+      ++cached;
+      const BlockId id = node.block;
+      if (id >= node_of_.size() || node_of_[id] != n) fail("node/slot mapping broken");
+      const SequenceHash& h = hash_of_[id];
+      if (h.position() != node.position ||
+          h.fragment_for_child_position(node.position + 1) != node.fragment) {
+        fail("node key disagrees with its block's hash");
+      }
+      const bool leaf = node.first_child == kNil;
+      if (leaf != is_leaf(id)) fail("leaf order disagrees with the tree");
+      leaves += leaf ? 1 : 0;
+    }
+    if (node.parent != kNil) {
+      const Node& p = nodes_[node.parent];
+      if (p.state == NodeState::Free) fail("parent is free");
+      if (p.position + 1 != node.position) fail("parent position is not position - 1");
+      if (node.state == NodeState::Real && hash_of_[node.block].parent_fragment() != p.fragment) {
+        fail("cached child under the wrong parent");
+      }
+      bool found = false;
+      for (std::uint32_t c = p.first_child; c != kNil; c = nodes_[c].next_sibling) {
+        if (c == n) found = true;
+      }
+      if (!found) fail("child missing from its parent's child list");
+    } else if (node.state == NodeState::Real && node.position > 0) {
+      fail("cached non-root without a parent");
+    }
+    for (std::uint32_t c = node.first_child; c != kNil; c = nodes_[c].next_sibling) {
+      if (nodes_[c].parent != n) fail("child list entry with another parent");
+    }
+  }
+  if (live != live_nodes_) fail("live node count");
+  if (cached != size_) fail("cached count");
+  if (leaves != leaf_count()) fail("leaf count");
+  if (indexed != index_->map.size()) fail("index size");
+  for (BlockId id = 0; id < node_of_.size(); ++id) {
+    if (node_of_[id] != kNil && nodes_[node_of_[id]].block != id) fail("slot/node mapping");
+  }
+}
+
+}  // namespace kvbm::detail
