@@ -1,0 +1,47 @@
+// tools/replay/simulate.hpp — the two replay modes over real BlockManagers.
+//
+// cache: requests one after another, no overlap. Per request: match the prefix in G1, allocate
+//        and register the misses (DuplicationPolicy::Reject), then drop the request's blocks
+//        tail first (last block first). A request with more blocks than the pool is rejected.
+//        Exact and deterministic.
+// serve: a small serving-engine model (see docs/replay.md): arrivals at their timestamps,
+//        first-come-first-served admission, blocks held until the request finishes (prefill
+//        from uncached tokens, then decode growing one block per block_size output tokens),
+//        optional G2 tier fed by G1 evictions and read back on G1 prefix misses.
+// Both build their own managers; nothing is shared between calls.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "replay/policy.hpp"
+#include "replay/report.hpp"
+#include "replay/trace.hpp"
+
+namespace kvbm::replay {
+
+struct ReplayConfig {
+  Policy policy = Policy::Lru;
+  std::size_t g1_blocks = 16384;
+  std::size_t g2_blocks = 0;  ///< 0: no second tier
+  std::uint32_t block_size = kTraceBlockSize;
+  std::uint64_t salt = 0;
+
+  // serve-mode model
+  double prefill_tokens_per_s = 10000.0;      ///< per request, uncached prompt tokens
+  double decode_tokens_per_s = 50.0;          ///< per request
+  std::uint64_t kv_bytes_per_token = 131072;  ///< 128 KiB: Llama-3-8B, fp16 K+V, 32 layers
+  double onboard_gb_per_s = 25.0;             ///< G2 -> G1 copy bandwidth (adds to prefill)
+};
+
+/// Called every few hundred requests with (done, total).
+using ProgressFn = std::function<void(std::size_t, std::size_t)>;
+
+/// Throws kvbm::ConfigError if the policy's backend cannot be built.
+[[nodiscard]] ReplayReport run_cache_mode(const Trace& trace, const ReplayConfig& config,
+                                          const ProgressFn& progress = {});
+[[nodiscard]] ReplayReport run_serve_mode(const Trace& trace, const ReplayConfig& config,
+                                          const ProgressFn& progress = {});
+
+}  // namespace kvbm::replay
