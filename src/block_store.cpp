@@ -14,6 +14,7 @@
 #include <string>
 
 #include "eviction/inactive_policy.hpp"
+#include "eviction/lru_policy.hpp"
 #include "kvbm/block_manager.hpp"
 #include "kvbm/errors.hpp"
 #include "kvbm/registry.hpp"
@@ -53,13 +54,23 @@ class FreeRing {
   std::size_t size_ = 0;
 };
 
+constexpr std::uint32_t kNoFence = 0xFFFF'FFFFu;
+
+/// One pending fence of a slot; a slot's fences form a singly linked list in a node pool.
+struct FenceNode {
+  Fence fence;
+  std::uint32_t next = kNoFence;
+};
+
 struct Slot {
   SequenceHash hash{};
+  std::uint32_t fence_head = kNoFence;        // fences not yet seen ready
   RegistryEntry* entry = nullptr;            // while Primary / Duplicate / Inactive
   BlockId keepalive_id = kInvalidBlockId;     // Duplicate: the primary it keeps alive
   std::uint32_t keepalive_generation = 0;
   SlotState state = SlotState::Reset;
   bool reset_on_release = false;
+  bool fenced = false;                        // released, parked in `fenced` until fences finish
 };
 
 }  // namespace
@@ -75,6 +86,7 @@ struct StoreState {
         tier{core->tier_index(config.tier_key)},
         duplication_policy{config.duplication_policy},
         default_reset_on_release{config.default_reset_on_release},
+        fenced(config.block_count),
         scratch(config.block_count) {
     by_hash.reserve(config.block_count);
     for (std::size_t id = 0; id < config.block_count; ++id) {
@@ -94,6 +106,11 @@ struct StoreState {
   std::size_t tier;
   DuplicationPolicy duplication_policy;
   bool default_reset_on_release;
+  /// Released slots (Reset or Inactive) whose fences have not all completed, oldest first.
+  /// They are logically free or cached, but never handed out ready until reclaimed.
+  IdList fenced;
+  std::vector<FenceNode> fence_nodes;
+  std::uint32_t free_fence_node = kNoFence;
   std::vector<BlockId> scratch;  // eviction victims (capacity = block count)
 };
 
@@ -160,8 +177,88 @@ struct Locked {
 
   void to_free(BlockId id) noexcept {
     s.slots[id].state = SlotState::Reset;
-    s.free.push_back(id);
     m.reset_pool_size.fetch_add(1, std::memory_order_relaxed);
+    if (fences_ready(id)) {
+      s.free.push_back(id);
+    } else {
+      park(id);
+    }
+  }
+
+  void to_inactive(BlockId id) noexcept {
+    Slot& slot = s.slots[id];
+    slot.state = SlotState::Inactive;
+    m.inactive_pool_size.fetch_add(1, std::memory_order_relaxed);
+    if (fences_ready(id)) {
+      s.inactive->insert(id, slot.hash);
+    } else {
+      park(id);
+    }
+  }
+
+  // ---- fences ----
+
+  /// Polls the slot's fences without blocking; drops the completed ones. True if none remain.
+  bool fences_ready(BlockId id) noexcept {
+    std::uint32_t* link = &s.slots[id].fence_head;
+    while (*link != kNoFence) {
+      FenceNode& node = s.fence_nodes[*link];
+      if (node.fence.ready()) {
+        const std::uint32_t done = *link;
+        *link = node.next;
+        free_fence_node(done);
+      } else {
+        link = &node.next;
+      }
+    }
+    return s.slots[id].fence_head == kNoFence;
+  }
+
+  /// Moves every fence of the slot to `out` (the caller now orders its work after them).
+  void hand_over_fences(BlockId id, std::vector<Fence>* out) {
+    Slot& slot = s.slots[id];
+    while (slot.fence_head != kNoFence) {
+      const std::uint32_t index = slot.fence_head;
+      slot.fence_head = s.fence_nodes[index].next;
+      if (out != nullptr) out->push_back(std::move(s.fence_nodes[index].fence));
+      free_fence_node(index);
+    }
+  }
+
+  void free_fence_node(std::uint32_t index) noexcept {
+    s.fence_nodes[index].fence = Fence{};
+    s.fence_nodes[index].next = s.free_fence_node;
+    s.free_fence_node = index;
+  }
+
+  void park(BlockId id) noexcept {
+    s.slots[id].fenced = true;
+    s.fenced.push_back(id);
+    m.fenced_slots.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void unpark(BlockId id) noexcept {
+    s.slots[id].fenced = false;
+    s.fenced.unlink(id);
+    m.fenced_slots.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  /// Returns every parked slot whose fences completed to the free list or the eviction policy.
+  void reclaim() noexcept {
+    for (BlockId id = s.fenced.front(); id != kInvalidBlockId;) {
+      const BlockId next = s.fenced.next(id);
+      if (fences_ready(id)) {
+        unpark(id);
+        Slot& slot = s.slots[id];
+        if (slot.state == SlotState::Reset) {
+          s.free.push_back(id);
+        } else {
+          s.inactive->insert(id, slot.hash);
+        }
+        m.fence_reclaims.fetch_add(1, std::memory_order_relaxed);
+      }
+      id = next;
+    }
   }
 
   void drop_registration(Slot& slot) noexcept {
@@ -178,9 +275,7 @@ struct Locked {
       drop_registration(slot);
       to_free(id);
     } else {
-      slot.state = SlotState::Inactive;
-      s.inactive->insert(id, slot.hash);
-      m.inactive_pool_size.fetch_add(1, std::memory_order_relaxed);
+      to_inactive(id);
     }
   }
 
@@ -220,13 +315,15 @@ struct Locked {
       // The last holder is between its final decrement and taking this lock: finish its
       // release here (its own release will find the generation moved on and do nothing).
       refs[id].store(pack(ref_generation(word) + 1, 0), std::memory_order_release);
-      slot.state = SlotState::Inactive;
-      s.inactive->insert(id, hash);
-      m.inactive_pool_size.fetch_add(1, std::memory_order_relaxed);
+      to_inactive(id);
       m.eager_primary_to_inactive.fetch_add(1, std::memory_order_relaxed);
     }
     assert(slot.state == SlotState::Inactive);
-    s.inactive->remove(id, hash);
+    if (slot.fenced) {
+      unpark(id);  // a cache hit may read a slot whose transfers are still in flight
+    } else {
+      s.inactive->remove(id, hash);
+    }
     m.inactive_pool_size.fetch_sub(1, std::memory_order_relaxed);
     slot.state = SlotState::Primary;
     const std::uint32_t generation = ref_generation(refs[id].load(std::memory_order_relaxed));
@@ -267,13 +364,29 @@ void BlockStore::release_last(BlockId id, std::uint32_t generation) noexcept {
 // allocation and the mutable/staged life
 
 bool BlockStore::allocate(std::size_t count, FunctionRef<void(BlockId)> emit,
-                          std::vector<SequenceHash>* evicted) {
+                          std::vector<SequenceHash>* evicted, AllocationMode mode,
+                          std::vector<Fence>* wait_for) {
   if (count == 0) return true;
   KVBM_LOCKED(locked);
   StoreState& s = *state_;
+  if (!s.fenced.empty()) locked.reclaim();
+  const std::size_t fenced_usable = mode == AllocationMode::StreamOrdered ? s.fenced.size() : 0;
+  if (s.free.size() + s.inactive->size() + fenced_usable < count) return false;
+
+  // Order: ready free slots, then fenced free slots (a stream wait costs less than a cache
+  // entry), then ready cached blocks by policy, then fenced cached blocks.
   const std::size_t from_free = std::min(count, s.free.size());
-  const std::size_t to_evict = count - from_free;
-  if (to_evict > s.inactive->size()) return false;
+  std::size_t remaining = count - from_free;
+  std::size_t fenced_free = 0;
+  if (mode == AllocationMode::StreamOrdered && remaining > 0) {
+    for (BlockId id = s.fenced.front(); id != kInvalidBlockId && fenced_free < remaining;
+         id = s.fenced.next(id)) {
+      fenced_free += s.slots[id].state == SlotState::Reset ? 1 : 0;
+    }
+    remaining -= fenced_free;
+  }
+  const std::size_t to_evict = std::min(remaining, s.inactive->size());
+  const std::size_t fenced_cached = remaining - to_evict;
 
   std::span<BlockId> victims{s.scratch.data(), to_evict};
   const std::size_t got = s.inactive->evict(victims);
@@ -282,31 +395,94 @@ bool BlockStore::allocate(std::size_t count, FunctionRef<void(BlockId)> emit,
     throw std::logic_error(std::string("eviction policy '") + s.inactive->name() +
                            "' returned fewer victims than its size promised");
   }
-  if (evicted != nullptr) evicted->reserve(evicted->size() + to_evict);
+  if (evicted != nullptr) evicted->reserve(evicted->size() + to_evict + fenced_cached);
 
+  auto evict_slot = [&](BlockId id) {
+    Slot& slot = s.slots[id];
+    s.by_hash.erase(slot.hash);
+    if (evicted != nullptr) evicted->push_back(slot.hash);
+    locked.drop_registration(slot);
+  };
   for (std::size_t i = 0; i < from_free; ++i) {
     const BlockId id = s.free.pop_front();
     locked.to_mutable(id);
     emit(id);
   }
+  if (fenced_free + fenced_cached > 0) {
+    std::size_t want_free = fenced_free;
+    std::size_t want_cached = fenced_cached;
+    for (BlockId id = s.fenced.front(); id != kInvalidBlockId && want_free + want_cached > 0;) {
+      const BlockId next = s.fenced.next(id);
+      const bool is_free = s.slots[id].state == SlotState::Reset;
+      if (is_free ? want_free > 0 : want_cached > 0) {
+        (is_free ? want_free : want_cached) -= 1;
+        locked.unpark(id);
+        locked.hand_over_fences(id, wait_for);
+        if (!is_free) evict_slot(id);
+        locked.to_mutable(id);
+        emit(id);
+      }
+      id = next;
+    }
+    metrics_.fenced_handoffs.fetch_add(fenced_free + fenced_cached, std::memory_order_relaxed);
+  }
   for (const BlockId id : victims) {
-    Slot& slot = s.slots[id];
-    s.by_hash.erase(slot.hash);
-    if (evicted != nullptr) evicted->push_back(slot.hash);
-    locked.drop_registration(slot);
+    evict_slot(id);
     locked.to_mutable(id);
     emit(id);
   }
   retain(count);
+  const std::size_t evictions = to_evict + fenced_cached;
   metrics_.allocations.fetch_add(count, std::memory_order_relaxed);
-  metrics_.allocations_from_reset.fetch_add(from_free, std::memory_order_relaxed);
-  metrics_.evictions.fetch_add(to_evict, std::memory_order_relaxed);
-  metrics_.reset_pool_size.fetch_sub(static_cast<std::int64_t>(from_free),
+  metrics_.allocations_from_reset.fetch_add(from_free + fenced_free, std::memory_order_relaxed);
+  metrics_.evictions.fetch_add(evictions, std::memory_order_relaxed);
+  metrics_.reset_pool_size.fetch_sub(static_cast<std::int64_t>(from_free + fenced_free),
                                      std::memory_order_relaxed);
-  metrics_.inactive_pool_size.fetch_sub(static_cast<std::int64_t>(to_evict),
+  metrics_.inactive_pool_size.fetch_sub(static_cast<std::int64_t>(evictions),
                                         std::memory_order_relaxed);
   metrics_.inflight_mutable.fetch_add(static_cast<std::int64_t>(count), std::memory_order_relaxed);
   return true;
+}
+
+bool BlockStore::wait_for_allocatable(std::size_t count) {
+  std::vector<Fence> fences;
+  for (;;) {
+    {
+      KVBM_LOCKED(locked);
+      StoreState& s = *state_;
+      if (!s.fenced.empty()) locked.reclaim();
+      const std::size_t ready = s.free.size() + s.inactive->size();
+      if (ready >= count) return true;
+      if (ready + s.fenced.size() < count) return false;
+      // Copy (not take) the fences of the oldest parked slots we need; reclaim() frees them.
+      std::size_t needed = count - ready;
+      for (BlockId id = s.fenced.front(); id != kInvalidBlockId && needed > 0;
+           id = s.fenced.next(id), --needed) {
+        for (std::uint32_t n = s.slots[id].fence_head; n != kNoFence; n = s.fence_nodes[n].next) {
+          fences.push_back(s.fence_nodes[n].fence);
+        }
+      }
+    }
+    for (const Fence& fence : fences) fence.wait();
+    metrics_.fence_waits.fetch_add(fences.size(), std::memory_order_relaxed);
+    fences.clear();
+  }
+}
+
+void BlockStore::add_fence(BlockId id, Fence fence) {
+  if (fence.ready()) return;
+  std::lock_guard lock{state_->mutex};
+  StoreState& s = *state_;
+  std::uint32_t index = s.free_fence_node;
+  if (index == kNoFence) {
+    index = static_cast<std::uint32_t>(s.fence_nodes.size());
+    s.fence_nodes.emplace_back();
+  } else {
+    s.free_fence_node = s.fence_nodes[index].next;
+  }
+  s.fence_nodes[index].fence = std::move(fence);
+  s.fence_nodes[index].next = s.slots[id].fence_head;
+  s.slots[id].fence_head = index;
 }
 
 void BlockStore::stage(BlockId id, const SequenceHash& hash) noexcept {
@@ -457,12 +633,27 @@ std::size_t BlockStore::reset_inactive_pool() {
     locked.drop_registration(slot);
     locked.to_free(victims[i]);
   }
-  metrics_.inactive_pool_size.fetch_sub(static_cast<std::int64_t>(got), std::memory_order_relaxed);
-  return got;
+  std::size_t drained = got;
+  for (BlockId id = s.fenced.front(); id != kInvalidBlockId; id = s.fenced.next(id)) {
+    Slot& slot = s.slots[id];
+    if (slot.state != SlotState::Inactive) continue;
+    s.by_hash.erase(slot.hash);
+    locked.drop_registration(slot);
+    slot.state = SlotState::Reset;  // stays parked until its fences complete
+    metrics_.reset_pool_size.fetch_add(1, std::memory_order_relaxed);
+    ++drained;
+  }
+  metrics_.inactive_pool_size.fetch_sub(static_cast<std::int64_t>(drained),
+                                        std::memory_order_relaxed);
+  return drained;
 }
 
 std::size_t BlockStore::available_blocks() const {
+  auto* self = const_cast<BlockStore*>(this);  // reclaiming is invisible bookkeeping
+  Deferred deferred;
   std::lock_guard lock{state_->mutex};
+  Locked locked{*state_, *self, self->slot_refs_.get(), self->metrics_, deferred};
+  if (!state_->fenced.empty()) locked.reclaim();
   return state_->free.size() + state_->inactive->size();
 }
 
@@ -491,6 +682,7 @@ void BlockStore::check_invariants() const {
   std::lock_guard lock{state_->mutex};
   const StoreState& s = *state_;
   std::size_t counts[6] = {};
+  std::size_t fenced_by_state[2] = {};  // Reset, Inactive
   auto fail = [](const std::string& what) { throw std::logic_error("kvbm invariant: " + what); };
   for (BlockId id = 0; id < s.slots.size(); ++id) {
     const Slot& slot = s.slots[id];
@@ -502,14 +694,18 @@ void BlockStore::check_invariants() const {
     }
     const bool registered = indexed || slot.state == SlotState::Duplicate;
     if (registered != (slot.entry != nullptr)) fail("slot " + std::to_string(id) + " registry entry mismatch");
-    if ((slot.state == SlotState::Inactive) != s.inactive->contains(id)) fail("slot " + std::to_string(id) + " inactive membership mismatch");
+    if ((slot.state == SlotState::Inactive && !slot.fenced) != s.inactive->contains(id)) fail("slot " + std::to_string(id) + " inactive membership mismatch");
+    if (slot.fenced != s.fenced.contains(id)) fail("slot " + std::to_string(id) + " fenced membership mismatch");
+    if (slot.fenced && slot.state != SlotState::Reset && slot.state != SlotState::Inactive) fail("held slot parked as fenced");
+    if (slot.fenced) ++fenced_by_state[slot.state == SlotState::Reset ? 0 : 1];
   }
   const auto n = [&](SlotState st) { return counts[static_cast<int>(st)]; };
-  if (n(SlotState::Reset) != s.free.size()) fail("free list length != Reset slots");
-  if (n(SlotState::Inactive) != s.inactive->size()) fail("inactive pool size != Inactive slots");
+  if (n(SlotState::Reset) != s.free.size() + fenced_by_state[0]) fail("free list + fenced free != Reset slots");
+  if (n(SlotState::Inactive) != s.inactive->size() + fenced_by_state[1]) fail("inactive pool + fenced cached != Inactive slots");
   if (s.by_hash.size() != n(SlotState::Primary) + n(SlotState::Inactive)) fail("hash index size mismatch");
-  if (metrics_.reset_pool_size.load() != static_cast<std::int64_t>(s.free.size())) fail("reset_pool_size gauge");
-  if (metrics_.inactive_pool_size.load() != static_cast<std::int64_t>(s.inactive->size())) fail("inactive_pool_size gauge");
+  if (metrics_.reset_pool_size.load() != static_cast<std::int64_t>(n(SlotState::Reset))) fail("reset_pool_size gauge");
+  if (metrics_.inactive_pool_size.load() != static_cast<std::int64_t>(n(SlotState::Inactive))) fail("inactive_pool_size gauge");
+  if (metrics_.fenced_slots.load() != static_cast<std::int64_t>(s.fenced.size())) fail("fenced_slots gauge");
   if (metrics_.inflight_mutable.load() != static_cast<std::int64_t>(n(SlotState::Mutable))) fail("inflight_mutable gauge");
 }
 
@@ -529,6 +725,10 @@ MetricsSnapshot StoreMetrics::snapshot() const noexcept {
   m.scan_blocks_returned = scan_blocks_returned.load(r);
   m.eager_primary_to_inactive = eager_primary_to_inactive.load(r);
   m.release_primary_noop = release_primary_noop.load(r);
+  m.fence_reclaims = fence_reclaims.load(r);
+  m.fence_waits = fence_waits.load(r);
+  m.fenced_handoffs = fenced_handoffs.load(r);
+  m.fenced_slots = fenced_slots.load(r);
   m.inflight_mutable = inflight_mutable.load(r);
   m.inflight_immutable = inflight_immutable.load(r);
   m.reset_pool_size = reset_pool_size.load(r);

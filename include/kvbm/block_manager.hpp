@@ -23,11 +23,22 @@
 
 #include "kvbm/blocks.hpp"
 #include "kvbm/eviction.hpp"
+#include "kvbm/fence.hpp"
 #include "kvbm/metrics.hpp"
 #include "kvbm/registry.hpp"
 #include "kvbm/types.hpp"
 
 namespace kvbm {
+
+/// Blocks from allocate_blocks_stream_ordered: some slots may still have transfers in flight;
+/// work on them must be ordered after every fence in `wait_for` (cudaStreamWaitEvent, or
+/// HostStream::wait), or the caller must wait on them.
+template <class Tier>
+struct FencedAllocation {
+  std::vector<MutableBlock<Tier>> blocks;
+  std::vector<SequenceHash> evicted;
+  std::vector<Fence> wait_for;
+};
 
 namespace detail {
 /// Builds a store after validating `config`; throws ConfigError naming the problem.
@@ -128,6 +139,28 @@ class BlockManager {
     return std::pair{std::move(*blocks), std::move(evicted)};
   }
 
+  /// Like allocate_blocks, but when enough slots exist and only their fences are pending, waits
+  /// for those fences (oldest first) instead of failing. nullopt only if free + inactive +
+  /// fenced < n. Never call it while holding blocks whose release it would need.
+  [[nodiscard]] std::optional<std::vector<Mutable>> allocate_blocks_blocking(std::size_t n) {
+    for (;;) {
+      if (auto blocks = allocate(n, nullptr)) return blocks;
+      if (!store_->wait_for_allocatable(n)) return std::nullopt;
+    }
+  }
+
+  /// Non-blocking and all-or-nothing like allocate_blocks, but may also hand out slots whose
+  /// fences are pending (free ones before evicting cached blocks); their fences are returned
+  /// for the caller's stream to wait on, as a stream-ordered allocator does.
+  [[nodiscard]] std::optional<FencedAllocation<Tier>> allocate_blocks_stream_ordered(std::size_t n) {
+    FencedAllocation<Tier> result;
+    auto blocks = allocate(n, &result.evicted, detail::AllocationMode::StreamOrdered,
+                           &result.wait_for);
+    if (!blocks) return std::nullopt;
+    result.blocks = std::move(*blocks);
+    return result;
+  }
+
   /// Registers one staged block. Under Allow a second registration of a hash gives a duplicate
   /// with its own id; under Reject the caller receives the existing primary and the submitted
   /// slot is recycled. Throws ForeignBlock (block untouched) for a block of another manager.
@@ -202,12 +235,15 @@ class BlockManager {
  private:
   explicit BlockManager(detail::StorePtr store) noexcept : store_{std::move(store)} {}
 
-  std::optional<std::vector<Mutable>> allocate(std::size_t n, std::vector<SequenceHash>* evicted) {
+  std::optional<std::vector<Mutable>> allocate(
+      std::size_t n, std::vector<SequenceHash>* evicted,
+      detail::AllocationMode mode = detail::AllocationMode::ReadyOnly,
+      std::vector<Fence>* wait_for = nullptr) {
     std::vector<Mutable> out;
     out.reserve(n);
     const bool ok = store_->allocate(
         n, [&](BlockId id) { out.push_back(detail::BlockAccess::make<Mutable>(store_.get(), id)); },
-        evicted);
+        evicted, mode, wait_for);
     if (!ok) return std::nullopt;
     return out;
   }

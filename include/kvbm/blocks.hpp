@@ -72,6 +72,9 @@ class MutableBlock {
   [[nodiscard]] ManagerId manager_id() const noexcept { return store_->id(); }
   /// False once moved from.
   [[nodiscard]] bool valid() const noexcept { return store_ != nullptr; }
+  /// Attaches a fence for asynchronous work on this slot (a copy reading or writing it): the
+  /// slot is not handed out again, after every handle is gone, until the fence is ready.
+  void add_fence(Fence fence) const { store_->add_fence(block_id_, std::move(fence)); }
 
   /// Stages the block with the token block's sequence hash. Throws BlockSizeMismatch (block
   /// untouched, still owned by *this) if the token block's size differs from the pool's.
@@ -124,6 +127,9 @@ class CompleteBlock {
   [[nodiscard]] std::size_t block_size() const noexcept { return store_->block_size(); }
   [[nodiscard]] ManagerId manager_id() const noexcept { return store_->id(); }
   [[nodiscard]] bool valid() const noexcept { return store_ != nullptr; }
+  /// Attaches a fence for asynchronous work on this slot (a copy reading or writing it): the
+  /// slot is not handed out again, after every handle is gone, until the fence is ready.
+  void add_fence(Fence fence) const { store_->add_fence(block_id_, std::move(fence)); }
 
   /// Rolls the block back to mutable (its evict-on-reset flag returns to the pool default).
   [[nodiscard]] MutableBlock<Tier> reset() && {
@@ -189,6 +195,9 @@ class ImmutableBlock {
     store_->set_reset_on_release(block_id_, generation_, value);
   }
   [[nodiscard]] bool valid() const noexcept { return store_ != nullptr; }
+  /// Attaches a fence for asynchronous work on this slot (a copy reading or writing it): the
+  /// slot is not handed out again, after every handle is gone, until the fence is ready.
+  void add_fence(Fence fence) const { store_->add_fence(block_id_, std::move(fence)); }
 
  private:
   friend struct detail::BlockAccess;

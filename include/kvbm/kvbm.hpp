@@ -5,6 +5,7 @@
 #include "kvbm/blocks.hpp"
 #include "kvbm/errors.hpp"
 #include "kvbm/eviction.hpp"
+#include "kvbm/fence.hpp"
 #include "kvbm/frequency.hpp"
 #include "kvbm/metrics.hpp"
 #include "kvbm/pin.hpp"

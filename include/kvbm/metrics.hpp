@@ -26,11 +26,16 @@ struct MetricsSnapshot {
   // audit counters
   std::uint64_t eager_primary_to_inactive = 0;  ///< lookups that finished a racing last drop
   std::uint64_t release_primary_noop = 0;       ///< late drops that found the slot moved on
+  // deferred reclaim (slot fences)
+  std::uint64_t fence_reclaims = 0;   ///< fenced slots returned to use after their fences completed
+  std::uint64_t fence_waits = 0;      ///< fences waited on by allocate_blocks_blocking
+  std::uint64_t fenced_handoffs = 0;  ///< fenced slots handed out by allocate_blocks_stream_ordered
   // gauges
   std::int64_t inflight_mutable = 0;    ///< MutableBlocks held by callers (staged blocks are not counted)
   std::int64_t inflight_immutable = 0;  ///< live ImmutableBlock handles (copies count, pins do not)
-  std::int64_t reset_pool_size = 0;     ///< free list length
-  std::int64_t inactive_pool_size = 0;  ///< cached, evictable blocks
+  std::int64_t reset_pool_size = 0;     ///< free slots (fenced ones included)
+  std::int64_t inactive_pool_size = 0;  ///< cached blocks (fenced ones included)
+  std::int64_t fenced_slots = 0;        ///< released slots waiting on fences before reuse
 };
 
 std::ostream& operator<<(std::ostream& os, const MetricsSnapshot& m);

@@ -42,6 +42,9 @@ class LifecyclePinRef {
   [[nodiscard]] ManagerId manager_id() const noexcept { return store_->id(); }
   [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
   [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
+  /// Attaches a fence for asynchronous work on this slot (e.g. an offload copy reading it): the
+  /// slot is not handed out again, after every handle and pin is gone, until it is ready.
+  void add_fence(Fence fence) const { store_->add_fence(block_id_, std::move(fence)); }
   /// Strong references to the slot's tenancy (blocks, pins, duplicate keep-alives); diagnostics.
   [[nodiscard]] std::size_t use_count() const noexcept { return store_->slot_use_count(block_id_); }
 

@@ -17,6 +17,8 @@ class IdList {
   /// kInvalidBlockId when empty.
   BlockId pop_front() noexcept;
   [[nodiscard]] BlockId front() const noexcept { return head_; }
+  /// Successor of a linked id (kInvalidBlockId at the tail).
+  [[nodiscard]] BlockId next(BlockId id) const noexcept { return next_[id]; }
   [[nodiscard]] bool contains(BlockId id) const noexcept { return linked_[id]; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }

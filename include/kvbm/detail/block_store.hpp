@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "kvbm/detail/function_ref.hpp"
+#include "kvbm/fence.hpp"
 #include "kvbm/metrics.hpp"
 #include "kvbm/sequence_hash.hpp"
 #include "kvbm/types.hpp"
@@ -55,6 +56,12 @@ struct ImmutableRef {
   SequenceHash hash;
 };
 
+/// Which slots an allocation may hand out.
+enum class AllocationMode : std::uint8_t {
+  ReadyOnly,      ///< only slots whose fences have completed
+  StreamOrdered,  ///< also fenced slots; their fences go to the caller to wait on
+};
+
 struct StoreConfig {
   std::size_t block_count = 0;
   std::uint32_t block_size = 16;
@@ -69,9 +76,10 @@ struct StoreMetrics {
   std::atomic<std::uint64_t> allocations{0}, allocations_from_reset{0}, evictions{0},
       registrations{0}, duplicate_blocks{0}, registration_dedup{0}, stagings{0},
       match_hashes_requested{0}, match_blocks_returned{0}, scan_hashes_requested{0},
-      scan_blocks_returned{0}, eager_primary_to_inactive{0}, release_primary_noop{0};
+      scan_blocks_returned{0}, eager_primary_to_inactive{0}, release_primary_noop{0},
+      fence_reclaims{0}, fence_waits{0}, fenced_handoffs{0};
   std::atomic<std::int64_t> inflight_mutable{0}, inflight_immutable{0}, reset_pool_size{0},
-      inactive_pool_size{0};
+      inactive_pool_size{0}, fenced_slots{0};
   [[nodiscard]] MetricsSnapshot snapshot() const noexcept;
 };
 
@@ -124,8 +132,16 @@ class BlockStore {
   // ---- transitions (all take the store lock once) ----
   /// All-or-nothing. Emits each block id; appends evicted hashes (policy order) when asked.
   /// The store takes one store reference per emitted block on the caller's behalf.
+  /// StreamOrdered appends the fences of handed-out fenced slots to `wait_for`.
   bool allocate(std::size_t count, FunctionRef<void(BlockId)> emit,
-                std::vector<SequenceHash>* evicted);
+                std::vector<SequenceHash>* evicted,
+                AllocationMode mode = AllocationMode::ReadyOnly,
+                std::vector<Fence>* wait_for = nullptr);
+  /// Blocks (outside the lock) on the fences of the oldest fenced slots until `count` slots
+  /// could be allocated ready. False if free + inactive + fenced < count (waiting cannot help).
+  bool wait_for_allocatable(std::size_t count);
+  /// Attaches `fence` to the slot: it is not handed out again until the fence is ready.
+  void add_fence(BlockId id, Fence fence);
   void stage(BlockId id, const SequenceHash& hash) noexcept;    // Mutable -> Staged
   void unstage(BlockId id) noexcept;                             // Staged -> Mutable
   void release_mutable(BlockId id) noexcept;                     // Mutable -> Reset, unref
