@@ -78,7 +78,7 @@ class SequenceHash {
   static constexpr unsigned mode_for(std::uint32_t position) noexcept {
     return position < (1u << 8) ? 0u : position < (1u << 16) ? 1u : 2u;
   }
-  static constexpr unsigned position_bits(unsigned mode) noexcept { return 8u << mode; }
+  static constexpr unsigned position_bits(unsigned mode) noexcept { return 8u * (mode + 1); }
   static constexpr unsigned fragment_bits(unsigned mode) noexcept {
     return 62u - position_bits(mode);
   }
