@@ -1,6 +1,7 @@
 // src/eviction/lru_policy.hpp — IdList (intrusive list over dense slot ids) and the LRU policy.
 #pragma once
 
+#include <stdexcept>
 #include <vector>
 
 #include "eviction/inactive_policy.hpp"
@@ -37,8 +38,14 @@ class IdList {
 class LruPolicy final : public InactivePolicy {
  public:
   explicit LruPolicy(std::size_t capacity) : order_{capacity} {}
-  void insert(BlockId id, const SequenceHash&) override { order_.push_back(id); }
-  void remove(BlockId id, const SequenceHash&) override { order_.unlink(id); }
+  void insert(BlockId id, const SequenceHash&) override {
+    if (order_.contains(id)) throw std::logic_error("lru policy: block inserted twice");
+    order_.push_back(id);
+  }
+  void remove(BlockId id, const SequenceHash&) override {
+    if (!order_.contains(id)) throw std::logic_error("lru policy: removing a block it does not hold");
+    order_.unlink(id);
+  }
   std::size_t evict(std::span<BlockId> out) override;
   [[nodiscard]] std::size_t size() const noexcept override { return order_.size(); }
   [[nodiscard]] bool contains(BlockId id) const noexcept override { return order_.contains(id); }
