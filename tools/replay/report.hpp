@@ -51,7 +51,7 @@ struct ReplayReport {
   std::uint64_t offload_blocks = 0, offload_bytes = 0;
   std::uint64_t onboard_blocks = 0, onboard_bytes = 0;
   Percentiles queue_delay_ms;
-  std::uint64_t peak_queue_length = 0;
+  std::uint64_t peak_queue_length = 0;  ///< most requests waiting for admission at once
   double makespan_s = 0;  ///< simulated time from the first arrival to the last finish
 
   double wall_seconds = 0;  ///< how long the replay itself took

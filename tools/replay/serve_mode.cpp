@@ -136,8 +136,8 @@ class ServeSimulator {
     }
     running_.emplace(event.request, std::move(state));
     waiting_.push_back(event.request);
-    report_.peak_queue_length = std::max<std::uint64_t>(report_.peak_queue_length, waiting_.size());
     try_admit(event.time_ms);
+    report_.peak_queue_length = std::max<std::uint64_t>(report_.peak_queue_length, waiting_.size());
   }
 
   void try_admit(double now_ms) {

@@ -23,7 +23,7 @@ namespace kvbm::replay {
 
 struct ReplayConfig {
   Policy policy = Policy::Lru;
-  std::size_t g1_blocks = 16384;
+  std::size_t g1_blocks = 1024;  ///< ~64 GiB of KV at 128 KiB/token: one H100, 8B model
   std::size_t g2_blocks = 0;  ///< 0: no second tier
   std::uint32_t block_size = kTraceBlockSize;
   std::uint64_t salt = 0;
