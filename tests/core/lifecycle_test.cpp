@@ -37,7 +37,7 @@ TEST(Lifecycle, CompleteBlockReturnsToResetPoolNotInactive) {
     EXPECT_EQ(c.sequence_hash(), tb.sequence_hash());
     EXPECT_EQ(c.block_size(), 4u);
     EXPECT_EQ(m.metrics().stagings, 1u);
-    EXPECT_EQ(m.metrics().inflight_mutable, 1);  // Mutable + Staged held by callers
+    EXPECT_EQ(m.metrics().inflight_mutable, 0);  // staging leaves the mutable gauge (spec T3)
     EXPECT_EQ(m.available_blocks(), 9u);
   }
   const auto s = m.metrics();
