@@ -530,6 +530,7 @@ void BlockStore::register_staged(
     std::size_t count, FunctionRef<std::pair<BlockId, SequenceHash>(std::size_t)> input,
     FunctionRef<void(const ImmutableRef&)> emit) {
   std::vector<SequenceHash> fresh;  // newly registered hashes: touched after the lock
+  if (state_->core->tracker()) fresh.reserve(count);  // one allocation per call, not per block
   {
     KVBM_LOCKED(locked);
     StoreState& s = *state_;
@@ -559,7 +560,7 @@ void BlockStore::register_staged(
       }
       bool created = false;
       slot.entry = s.core->acquire_present(hash, s.tier, &created);
-      if (created) fresh.push_back(hash);
+      if (created && s.core->tracker()) fresh.push_back(hash);
       slot.state = SlotState::Primary;
       s.by_hash.emplace(hash, id);
       slot_refs_[id].store(pack(generation, 1), std::memory_order_release);
