@@ -2,6 +2,8 @@
 
 #include <cassert>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "kvbm/errors.hpp"
 #include "kvbm/tinylfu.hpp"
@@ -56,12 +58,14 @@ RegistryEntry* RegistryCore::acquire_locked(Shard& shard, std::uint32_t index,
   return entry;
 }
 
-void RegistryCore::release_locked(Shard& shard, RegistryEntry* entry) noexcept {
+std::unique_ptr<EntryExtras> RegistryCore::release_locked(Shard& shard,
+                                                          RegistryEntry* entry) noexcept {
   assert(entry->refs > 0);
-  if (--entry->refs != 0) return;
+  if (--entry->refs != 0) return nullptr;
   shard.map.erase(entry->hash);
   entry->next_free = shard.free_list;
   shard.free_list = entry;
+  return std::move(entry->extras);
 }
 
 RegistryEntry* RegistryCore::acquire(const SequenceHash& hash, bool* created) {
@@ -79,8 +83,9 @@ void RegistryCore::retain(RegistryEntry* entry) noexcept {
 
 void RegistryCore::release(RegistryEntry* entry) noexcept {
   Shard& shard = shards_[entry->shard];
+  std::unique_ptr<EntryExtras> forgotten;  // attachments die after the shard lock is released
   std::lock_guard lock{shard.mutex};
-  release_locked(shard, entry);
+  forgotten = release_locked(shard, entry);
 }
 
 RegistryEntry* RegistryCore::acquire_present(const SequenceHash& hash, std::size_t tier,
@@ -95,10 +100,11 @@ RegistryEntry* RegistryCore::acquire_present(const SequenceHash& hash, std::size
 
 void RegistryCore::release_present(RegistryEntry* entry, std::size_t tier) noexcept {
   Shard& shard = shards_[entry->shard];
+  std::unique_ptr<EntryExtras> forgotten;  // attachments die after the shard lock is released
   std::lock_guard lock{shard.mutex};
   assert(entry->presence[tier] > 0);
   --entry->presence[tier];
-  release_locked(shard, entry);
+  forgotten = release_locked(shard, entry);
 }
 
 bool RegistryCore::is_registered(const SequenceHash& hash) const {
@@ -136,6 +142,32 @@ std::vector<bool> RegistryCore::check_presence(const void* tier_key,
   return out;
 }
 
+bool RegistryCore::with_extras(const SequenceHash& hash, bool create,
+                               FunctionRef<void(EntryExtras&)> fn) {
+  Shard& shard = shards_[shard_of(hash)];
+  RegistryEntry* entry = nullptr;
+  {
+    std::lock_guard lock{shard.mutex};
+    const auto it = shard.map.find(hash);
+    if (it == shard.map.end()) return false;
+    entry = it->second;
+    if (entry->extras == nullptr) {
+      if (!create) return false;
+      entry->extras = std::make_unique<EntryExtras>();
+    }
+    ++entry->refs;  // keeps entry and extras alive while fn runs without the shard lock
+  }
+  struct Unref {
+    RegistryCore* core;
+    RegistryEntry* entry;
+    ~Unref() { core->release(entry); }
+  } unref{this, entry};
+  EntryExtras& extras = *entry->extras;  // only released with the entry: stable while we hold it
+  std::lock_guard lock{extras.mutex};
+  fn(extras);
+  return true;
+}
+
 }  // namespace detail
 
 BlockRegistry::Builder& BlockRegistry::Builder::frequency_tracker(
@@ -168,6 +200,64 @@ std::uint32_t BlockRegistry::count(const SequenceHash& hash) const {
 }
 void BlockRegistry::touch(const SequenceHash& hash) const {
   if (core_->tracker()) core_->tracker()->touch(hash.as_u128());
+  // Callbacks are copied under the attachments lock and run after it is released.
+  std::vector<std::shared_ptr<const std::function<void(const SequenceHash&)>>> callbacks;
+  core_->with_extras(hash, false,
+                     [&](detail::EntryExtras& extras) { callbacks = extras.touch_callbacks; });
+  for (const auto& callback : callbacks) (*callback)(hash);
+}
+
+bool BlockRegistry::on_touch(const SequenceHash& hash,
+                             std::function<void(const SequenceHash&)> callback) const {
+  auto shared = std::make_shared<const std::function<void(const SequenceHash&)>>(std::move(callback));
+  return core_->with_extras(hash, true, [&](detail::EntryExtras& extras) {
+    extras.touch_callbacks.push_back(std::move(shared));
+  });
+}
+
+bool BlockRegistry::attach_erased(const SequenceHash& hash, const std::type_info& type,
+                                  detail::AttachmentMode mode, std::shared_ptr<void> value) const {
+  std::shared_ptr<void> replaced;  // a replaced unique value dies after the lock is released
+  const char* conflict = nullptr;
+  const bool registered = core_->with_extras(hash, true, [&](detail::EntryExtras& extras) {
+    for (auto& typed : extras.typed) {
+      if (typed.type != std::type_index(type)) continue;
+      if (typed.mode != mode) {
+        conflict = typed.mode == detail::AttachmentMode::Unique ? "attach_unique" : "attach";
+        return;
+      }
+      if (mode == detail::AttachmentMode::Unique) {
+        replaced = std::exchange(typed.values.front(), std::move(value));
+      } else {
+        typed.values.push_back(std::move(value));
+      }
+      return;
+    }
+    extras.typed.push_back({std::type_index(type), mode, {}});
+    extras.typed.back().values.push_back(std::move(value));
+  });
+  if (conflict != nullptr) {
+    throw AttachmentError(std::string("attachment type ") + type.name() +
+                          " is already attached to this hash with " + conflict + "; use " +
+                          conflict + " for it, not " +
+                          (mode == detail::AttachmentMode::Unique ? "attach_unique" : "attach"));
+  }
+  return registered;
+}
+
+bool BlockRegistry::visit_attachments(detail::RegistryCore& core, const SequenceHash& hash,
+                                      const std::type_info& type,
+                                      detail::AttachmentVisitor visit) {
+  bool found = false;
+  core.with_extras(hash, false, [&](detail::EntryExtras& extras) {
+    for (const auto& typed : extras.typed) {
+      if (typed.type != std::type_index(type)) continue;
+      found = !typed.values.empty();
+      visit(typed.mode, typed.values);
+      return;
+    }
+  });
+  return found;
 }
 const std::shared_ptr<FrequencyTracker>& BlockRegistry::frequency_tracker() const noexcept {
   return core_->tracker();

@@ -10,12 +10,15 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
+#include <typeindex>
 #include <vector>
 
 #include "kvbm/frequency.hpp"
+#include "kvbm/registry.hpp"
 #include "kvbm/sequence_hash.hpp"
 
 namespace kvbm::detail {
@@ -26,6 +29,19 @@ struct SequenceHashHasher {
   std::size_t operator()(const SequenceHash& h) const noexcept { return h.mix(); }
 };
 
+/// Typed attachments and touch callbacks of one hash, created on first use. Guarded by its own
+/// mutex (not the shard's), which is never taken while a kvbm lock is held.
+struct EntryExtras {
+  struct Typed {
+    std::type_index type;
+    AttachmentMode mode;
+    std::vector<std::shared_ptr<void>> values;
+  };
+  std::mutex mutex;
+  std::vector<Typed> typed;  // a handful of types per hash: linear search
+  std::vector<std::shared_ptr<const std::function<void(const SequenceHash&)>>> touch_callbacks;
+};
+
 class RegistryEntry {
  public:
   SequenceHash hash;
@@ -33,6 +49,7 @@ class RegistryEntry {
   std::array<std::uint32_t, kMaxTiers> presence{};
   std::uint32_t shard = 0;
   RegistryEntry* next_free = nullptr;
+  std::unique_ptr<EntryExtras> extras;  // null until something is attached
 };
 
 class RegistryCore {
@@ -60,6 +77,11 @@ class RegistryCore {
                                                  std::span<const SequenceHash> hashes) const;
   [[nodiscard]] const std::shared_ptr<FrequencyTracker>& tracker() const noexcept { return tracker_; }
 
+  /// Runs fn(extras) for a registered `hash` under the extras mutex, holding a reference on the
+  /// entry but no shard lock. `create` makes the extras on first use; returns false (fn not
+  /// run) when the hash is not registered, or has no extras and !create.
+  bool with_extras(const SequenceHash& hash, bool create, FunctionRef<void(EntryExtras&)> fn);
+
  private:
   static constexpr std::size_t kShards = 64;
   static constexpr std::size_t kChunk = 256;
@@ -76,7 +98,10 @@ class RegistryCore {
   }
   RegistryEntry* acquire_locked(Shard& shard, std::uint32_t index, const SequenceHash& hash,
                                 bool* created);
-  void release_locked(Shard& shard, RegistryEntry* entry) noexcept;
+  /// Drops one reference; when it was the last, recycles the entry and hands back its extras
+  /// so the caller destroys them after unlocking.
+  [[nodiscard]] std::unique_ptr<EntryExtras> release_locked(Shard& shard,
+                                                            RegistryEntry* entry) noexcept;
 
   std::array<Shard, kShards> shards_;
   mutable std::mutex tiers_mutex_;
