@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
                "and report what the KV cache did (hit rates, prefill saved, queueing, evictions)."};
   std::string trace_path = KVBM_REPLAY_DEFAULT_TRACE;
   std::string mode = "serve";
-  std::string policy = "lru";
+  std::string g2_policy;
+  std::string policy = "lineage";  // the sweep winner, see docs/replay.md
   ReplayConfig config;
   bool json = false;
   bool skip_bad_lines = false;
@@ -90,6 +91,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--g2-blocks", config.g2_blocks, "G2 (host) capacity in blocks; 0: no G2 (serve)")
       ->capture_default_str();
+  app.add_option("--g2-policy", g2_policy, "G2's eviction backend (default: --policy)")
+      ->check(CLI::IsMember({"lru", "fifo", "multi-lru", "lineage"}));
   app.add_option("--block-size", config.block_size,
                  "tokens per kvbm block; a power of two dividing 512 (each trace block becomes "
                  "512/block-size kvbm blocks)")
@@ -129,6 +132,7 @@ int main(int argc, char** argv) {
     options.skip_bad_lines = skip_bad_lines;
     options.max_requests = max_requests;
     const Trace trace = load_trace(trace_path, options);
+    if (!g2_policy.empty()) config.g2_policy = *parse_policy(g2_policy);
     if (trace.bad_lines != 0) {
       std::cerr << "kvbm-replay: skipped " << trace.bad_lines << " malformed line(s); first: "
                 << trace.first_bad_line_error << '\n';

@@ -15,7 +15,7 @@ ReplayReport run_cache_mode(const Trace& trace, const ReplayConfig& config,
                             const ProgressFn& progress) {
   const auto started = std::chrono::steady_clock::now();
   const HashMapper mapper(config.block_size, config.salt);
-  const BlockRegistry registry = make_registry(config.policy);
+  const BlockRegistry registry = make_registry({config.policy});
   auto g1 = make_manager<G1>(config.policy, config.g1_blocks, config.block_size, registry);
 
   ReplayReport report;

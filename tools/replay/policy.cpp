@@ -27,9 +27,14 @@ const std::vector<Policy>& all_policies() noexcept {
   return kAll;
 }
 
-BlockRegistry make_registry(Policy policy) {
+BlockRegistry make_registry(std::initializer_list<Policy> policies) {
   auto builder = BlockRegistry::builder();
-  if (policy == Policy::MultiLru) builder.frequency_tracker(FrequencyTrackingCapacity::Medium);
+  for (const Policy policy : policies) {
+    if (policy == Policy::MultiLru) {
+      builder.frequency_tracker(FrequencyTrackingCapacity::Medium);
+      break;
+    }
+  }
   return builder.build();
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,8 +25,8 @@ enum class Policy : std::uint8_t { Lru, Fifo, MultiLru, Lineage };
 /// Every policy, in CLI order.
 [[nodiscard]] const std::vector<Policy>& all_policies() noexcept;
 
-/// A registry suited to `policy` (with frequency tracking for multi-lru).
-[[nodiscard]] BlockRegistry make_registry(Policy policy);
+/// A registry suited to every policy in `policies` (with frequency tracking if one is multi-lru).
+[[nodiscard]] BlockRegistry make_registry(std::initializer_list<Policy> policies);
 
 /// Builds a manager with `policy`; throws kvbm::ConfigError if the backend is unavailable.
 template <class Tier>

@@ -59,17 +59,21 @@ class ServeSimulator {
       : trace_{trace},
         config_{config},
         mapper_{config.block_size, config.salt},
-        registry_{make_registry(config.policy)},
+        registry_{make_registry({config.policy, config.g2_policy.value_or(config.policy)})},
         g1_{make_manager<G1>(config.policy, config.g1_blocks, config.block_size, registry_)} {
     if (config.prefill_tokens_per_s <= 0 || config.decode_tokens_per_s <= 0) {
       throw std::invalid_argument("serve mode: prefill and decode rates must be positive");
     }
     if (config.g2_blocks != 0) {
-      g2_.emplace(make_manager<G2>(config.policy, config.g2_blocks, config.block_size, registry_));
+      g2_.emplace(make_manager<G2>(config.g2_policy.value_or(config.policy), config.g2_blocks,
+                                   config.block_size, registry_));
     }
     block_bytes_ = config.kv_bytes_per_token * config.block_size;
     report_.mode = "serve";
     report_.policy = std::string(policy_name(config.policy));
+    if (g2_ && config.g2_policy && *config.g2_policy != config.policy) {
+      report_.policy += "+g2:" + std::string(policy_name(*config.g2_policy));
+    }
     report_.block_size = config.block_size;
     report_.salt = config.salt;
     report_.bad_lines = trace.bad_lines;
