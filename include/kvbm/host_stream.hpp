@@ -82,7 +82,8 @@ class HostStream {
   void wait(const Fence& fence);
   /// Blocks until everything enqueued so far has run; rethrows the first task exception (once).
   void synchronize();
-  /// True when no enqueued task is pending or running. Never blocks.
+  /// True when no enqueued task is pending or running. Never blocks. (A fence completes inside
+  /// its task, so right after a fence becomes ready idle() may still briefly say false.)
   [[nodiscard]] bool idle() const;
   /// Tasks run so far (diagnostics, tests).
   [[nodiscard]] std::uint64_t tasks_completed() const noexcept {

@@ -1,0 +1,56 @@
+// kvbm/detail/table_backend.hpp — backend hook of DeviceBlockTable (host: src/, CUDA: cuda/).
+//
+// DeviceBlockTable keeps the host-side logic (mirror, deltas, staging ring, fences); a backend
+// owns the device memory and enqueues the device work. Every enqueue returns the fence of that
+// job; the staging buffer passed in must not be touched by the host until that fence is ready.
+// For library backends, not for users.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "kvbm/device_block_table.hpp"
+#include "kvbm/fence.hpp"
+#include "kvbm/stream_ref.hpp"
+
+namespace kvbm::detail {
+
+/// A host staging area (pinned on CUDA) paired with a device scratch area of the same capacity.
+class StagingBuffer {
+ public:
+  virtual ~StagingBuffer() = default;
+  [[nodiscard]] virtual std::byte* host() noexcept = 0;
+  [[nodiscard]] virtual std::size_t capacity() const noexcept = 0;
+};
+
+class TableBackend {
+ public:
+  virtual ~TableBackend() = default;
+  [[nodiscard]] virtual StreamRef::Kind stream_kind() const noexcept = 0;
+  /// A staging buffer of at least `bytes` bytes (host and device scratch).
+  [[nodiscard]] virtual std::unique_ptr<StagingBuffer> make_staging(std::size_t bytes) = 0;
+  /// Enqueue: copy `count` int32 indices then `count` int32 values from the staging host area to
+  /// its device scratch, then scatter values[i] into table[indices[i]] (indices are distinct).
+  virtual Fence upload_cells(StreamRef stream, StagingBuffer& staging, std::size_t count) = 0;
+  /// Enqueue: copy `count` batch entries (SoA int32: rows, starts, num_tokens) to the scratch and
+  /// build the slot mapping and the CSR arrays from the device table.
+  virtual Fence build_layouts(StreamRef stream, StagingBuffer& staging, std::size_t count) = 0;
+  virtual Fence download_table(StreamRef stream, std::int32_t* out) = 0;
+  virtual Fence download_layouts(StreamRef stream, BatchLayoutsHost& out) = 0;
+  [[nodiscard]] virtual DeviceTableView view() const noexcept = 0;
+};
+
+/// Scratch bytes a layout job needs for `count` entries (inputs + token offsets).
+[[nodiscard]] constexpr std::size_t layout_scratch_bytes(std::size_t count) noexcept {
+  return sizeof(std::int32_t) * (4 * count + 1);
+}
+
+/// Validates a config (throws ConfigError) and fills its defaults (max_batch_requests).
+[[nodiscard]] DeviceBlockTableConfig normalize_table_config(DeviceBlockTableConfig config);
+
+/// The host backend (Thrust CPP system on HostStream workers).
+[[nodiscard]] std::unique_ptr<TableBackend> make_host_table_backend(
+    const DeviceBlockTableConfig& config);
+
+}  // namespace kvbm::detail
