@@ -276,6 +276,33 @@ TEST_P(EvictionThroughManager, ConcurrentEvictionAndReRegistration) {
   EXPECT_EQ(failures.load(), 0);
   m.check_invariants();
   EXPECT_EQ(m.available_blocks(), kBlocks);
+  // Presence agrees with what is still cached: present exactly when a scan finds the block.
+  for (const auto& chain : chains) {
+    const auto presence = m.registry().check_presence<G1>(chain);
+    const auto found = m.scan_matches(chain, /*touch=*/false);
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+      EXPECT_EQ(presence[i], found.count(chain[i]) == 1) << i;
+    }
+  }
+}
+
+TEST_P(EvictionThroughManager, DuplicateDropKeepsPresenceUntilEviction) {
+  auto registry = test::make_registry();
+  auto m = build_manager(GetParam().pick, 4, registry);
+  const auto h = SequenceHash::from_parts(4242, std::nullopt, 0);
+  auto primary = register_hash(m, h);
+  auto duplicate = register_hash(m, h);
+  EXPECT_NE(primary.block_id(), duplicate.block_id());
+  { auto gone = std::move(duplicate); }  // a duplicate is freed, never cached
+  EXPECT_THAT(registry.check_presence<G1>(std::vector{h}), ::testing::ElementsAre(true));
+  EXPECT_EQ(m.metrics().inactive_pool_size, 0);
+  { auto gone = std::move(primary); }
+  EXPECT_EQ(m.metrics().inactive_pool_size, 1);
+  EXPECT_THAT(registry.check_presence<G1>(std::vector{h}), ::testing::ElementsAre(true));
+  EXPECT_EQ(evict_all(m, 4), (std::vector<SequenceHash>{h}));
+  EXPECT_THAT(registry.check_presence<G1>(std::vector{h}), ::testing::ElementsAre(false));
+  EXPECT_FALSE(registry.is_registered(h));
+  m.check_invariants();
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, EvictionThroughManager, ::testing::ValuesIn(every_backend()),
