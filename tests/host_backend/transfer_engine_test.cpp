@@ -3,7 +3,9 @@
 
 #include <cstring>
 #include <numeric>
+#include <atomic>
 #include <random>
+#include <thread>
 #include <stdexcept>
 #include <vector>
 
@@ -171,6 +173,39 @@ TEST(TransferEngine, RejectsInvalidCopiesBeforeEnqueueing) {
   EXPECT_THROW((PhysicalPool{ManagerId{1}, nullptr, 8, 32, MemoryKind::Host}), ConfigError);
   EXPECT_TRUE(engine.copy_blocks(p, {}, p, {}, stream).ready());
   EXPECT_EQ(engine.stats().calls, 0U);
+}
+
+// One engine, several threads, each with its own stream and pools (and one shared stream).
+TEST(TransferEngine, ConcurrentCallersShareOneEngine) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 50;
+  TransferEngine engine;
+  HostStream shared;
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      HostStream own;
+      Arena a{16, 64, static_cast<std::uint8_t>(t)};
+      Arena b{16, 64, static_cast<std::uint8_t>(t + 10)};
+      const PhysicalPool src{ManagerId{1}, a.bytes.data(), 16, 64, MemoryKind::Host};
+      const PhysicalPool dst{ManagerId{2}, b.bytes.data(), 16, 64, MemoryKind::Host};
+      for (int r = 0; r < kRounds; ++r) {
+        const BlockId s0 = static_cast<BlockId>(r % 7);
+        HostStream& stream = r % 2 == 0 ? own : shared;
+        engine.copy_blocks(src, std::vector<BlockId>{s0, s0 + 1}, dst,
+                           std::vector<BlockId>{s0 + 8, s0 + 9}, stream)
+            .wait();
+        if (std::memcmp(b.bytes.data() + (s0 + 8) * 64, a.bytes.data() + s0 * 64, 128) != 0) {
+          mismatches.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(engine.stats().calls, static_cast<std::uint64_t>(kThreads * kRounds));
+  EXPECT_EQ(engine.stats().copies, static_cast<std::uint64_t>(kThreads * kRounds));
 }
 
 /// Stands in for ImmutableBlock / LifecyclePinRef / MutableBlock: records the fences attached.

@@ -5,6 +5,8 @@
 // re-recorded. Completion is cached: once cudaEventQuery succeeded, ready() is one atomic load.
 // Events are created with cudaEventDisableTiming (cheapest record/query), under the pool mutex
 // only for the free list; no CUDA call is made while holding it except cudaEventCreate.
+// A CUDA fence's ready() never throws: an event reporting an error is "not ready" (the slots it
+// guards stay out of circulation) and wait() throws the CudaError.
 // Thread safety: EventPool and fences are safe from any thread. The pool's state lives until its
 // last fence is gone (the EventPool object itself may go earlier).
 // CUDA library only.
