@@ -62,7 +62,7 @@ void TickHeap::sift_down(std::size_t at) noexcept {
 // LineagePolicy
 
 struct LineagePolicy::Index {
-  absl::flat_hash_map<LineageKey, std::uint32_t, LineageKeyHash> map;
+  absl::flat_hash_map<std::uint64_t, std::uint32_t, LineageKeyHash> map;  // packed key -> node
 };
 
 LineagePolicy::LineagePolicy(std::size_t capacity, LineageEviction order)
@@ -75,7 +75,7 @@ LineagePolicy::LineagePolicy(std::size_t capacity, LineageEviction order)
       fifo_leaves_{order == LineageEviction::Fifo ? capacity : 0} {
   // Cached blocks plus as many ghosts: reserved, committed only as the slab grows into it.
   nodes_.reserve(2 * capacity);
-  index_->map.reserve(2 * capacity);
+  index_->map.reserve(capacity + capacity / 2);
 }
 
 LineagePolicy::~LineagePolicy() = default;
@@ -103,7 +103,7 @@ std::uint32_t LineagePolicy::alloc_node(std::uint32_t position, std::uint64_t fr
 
 void LineagePolicy::free_node(std::uint32_t n) noexcept {
   Node& node = nodes_[n];
-  if (node.indexed) index_->map.erase(LineageKey{node.fragment, node.position});
+  if (node.indexed) index_->map.erase(LineageKey{node.fragment, node.position}.packed());
   node = Node{};
   node.next_sibling = free_head_;
   free_head_ = n;
@@ -158,12 +158,13 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
   }
   const std::uint32_t position = hash.position();
   const LineageKey key{hash.fragment_for_child_position(position + 1), position};
+  const std::uint64_t packed = key.packed();
 
   std::uint32_t n;
   auto& map = index_->map;
-  if (auto it = map.find(key); it == map.end()) {
+  if (auto it = map.find(packed); it == map.end()) {
     n = alloc_node(key.position, key.fragment, /*indexed=*/true);
-    map.emplace(key, n);
+    map.emplace(packed, n);
   } else if (nodes_[it->second].state == NodeState::Ghost) {
     n = it->second;  // a placeholder (or a hit-removed interior block) becomes cached again
   } else {
@@ -201,14 +202,14 @@ void LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
 
   std::uint32_t parent;
   auto& map = index_->map;
-  if (auto it = map.find(parent_key); it != map.end()) {
+  if (auto it = map.find(parent_key.packed()); it != map.end()) {
     parent = it->second;
     const Node& p = nodes_[parent];
     if (p.state == NodeState::Real && p.first_child == kNil) leaf_removed(p.block);
   } else {
     // Child cached before its parent: hold its place with a ghost.
     parent = alloc_node(parent_key.position, parent_key.fragment, /*indexed=*/true);
-    map.emplace(parent_key, parent);
+    map.emplace(parent_key.packed(), parent);
   }
   attach(n, parent);
 }
@@ -289,7 +290,7 @@ void LineagePolicy::check_invariants() const {
     ++live;
     if (node.indexed) {
       ++indexed;
-      auto it = index_->map.find(LineageKey{node.fragment, node.position});
+      auto it = index_->map.find(LineageKey{node.fragment, node.position}.packed());
       if (it == index_->map.end() || it->second != n) fail("indexed node missing from index");
     }
     if (node.state == NodeState::Ghost && node.first_child == kNil) fail("childless ghost");

@@ -18,7 +18,7 @@
 //  - Fifo: by the time the node became a leaf; a re-exposed parent joins the tail. Intrusive
 //    list: O(1).
 // Memory: a node slab reserved for 2 x capacity nodes (ghosts may grow it), a (position,
-// fragment) index reserved likewise, and per-slot arrays. No allocation per operation in steady
+// fragment) index packed into 64-bit keys and reserved for 1.5 x capacity, and per-slot arrays. No allocation per operation in steady
 // state. Complexity per operation: O(1) expected plus the ghost chain pruned (amortised O(1):
 // each ghost is pruned once) plus O(log n) for the Tick heap.
 #pragma once
@@ -31,23 +31,30 @@
 
 namespace kvbm::detail {
 
-/// Index key of a lineage node.
+/// Index key of a lineage node: its position and the fragment its children store for it.
 struct LineageKey {
   std::uint64_t fragment;
   std::uint32_t position;
   friend bool operator==(const LineageKey&, const LineageKey&) noexcept = default;
+
+  /// The key as one word, laid out like a child's hash at position + 1 would store it:
+  /// [mode : 2][position : P][fragment : F] with 2 + P + F = 64, so the packing is exact.
+  [[nodiscard]] constexpr std::uint64_t packed() const noexcept {
+    const unsigned mode = SequenceHash::mode_for(position + 1);
+    const unsigned f = SequenceHash::fragment_bits(mode);
+    return (std::uint64_t{mode} << 62) | (std::uint64_t{position} << f) |
+           (fragment & ((std::uint64_t{1} << f) - 1));
+  }
 };
 
-/// Cheap FxHash-style hasher over the key's two words (rotate-left 5, xor, multiply by an odd
-/// 64-bit constant), folded so the low bits a swiss table uses depend on the whole key.
+/// Cheap FxHash-style hasher (multiply by an odd 64-bit constant), folded so the low bits a
+/// swiss table uses depend on the whole key.
 struct LineageKeyHash {
-  std::size_t operator()(const LineageKey& key) const noexcept {
-    constexpr std::uint64_t kOdd = 0x517cc1b727220a95ull;
-    std::uint64_t h = 0;
-    h = (((h << 5) | (h >> 59)) ^ key.position) * kOdd;
-    h = (((h << 5) | (h >> 59)) ^ key.fragment) * kOdd;
+  std::size_t operator()(std::uint64_t packed) const noexcept {
+    const std::uint64_t h = packed * 0x517cc1b727220a95ull;
     return static_cast<std::size_t>(h ^ (h >> 29));
   }
+  std::size_t operator()(const LineageKey& key) const noexcept { return (*this)(key.packed()); }
 };
 
 /// Min-heap of slot ids keyed by a 64-bit tick, with an id -> heap position map so any id can be

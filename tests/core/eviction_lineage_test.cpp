@@ -360,11 +360,21 @@ TEST(EvictionLineage, TickHeapOrdersByTickAndErasesAnywhere) {
 
 TEST(EvictionLineage, PairHasherDistinguishesKeys) {
   LineageKeyHash hash;
-  std::set<std::size_t> seen;
-  for (std::uint32_t pos = 0; pos < 32; ++pos) {
-    for (std::uint64_t frag = 0; frag < 32; ++frag) seen.insert(hash(LineageKey{frag, pos}));
+  std::set<std::size_t> hashes;
+  std::set<std::uint64_t> packed;
+  for (std::uint32_t pos : {0u, 1u, 2u, 254u, 255u, 256u, 65534u, 65535u, 65536u, (1u << 24) - 1}) {
+    for (std::uint64_t frag = 0; frag < 32; ++frag) {
+      hashes.insert(hash(LineageKey{frag, pos}));
+      packed.insert(LineageKey{frag, pos}.packed());
+    }
+    // The widest fragment of each mode still packs without overlapping the position.
+    const auto widest = SequenceHash::from_parts(~std::uint64_t{0}, std::nullopt, pos);
+    const LineageKey key{widest.fragment_for_child_position(pos + 1), pos};
+    packed.insert(key.packed());
+    EXPECT_EQ(key.packed() >> 62, SequenceHash::mode_for(pos + 1));
   }
-  EXPECT_EQ(seen.size(), 32u * 32u);
+  EXPECT_EQ(hashes.size(), 10u * 32u);
+  EXPECT_EQ(packed.size(), 10u * 33u);
   EXPECT_NE(hash(LineageKey{1, 2}), hash(LineageKey{2, 1}));
 }
 
