@@ -314,3 +314,54 @@ TEST(Registration, PresenceFollowsLifecycle) {
 
 }  // namespace
 }  // namespace kvbm
+
+namespace kvbm {
+namespace {
+
+TEST(RegistryApi, FrequencyTrackingAccessors) {
+  auto tracker = std::make_shared<test::CountingTracker>();
+  auto with = BlockRegistry::builder().frequency_tracker(tracker).build();
+  auto without = BlockRegistry::builder().build();
+  EXPECT_TRUE(with.has_frequency_tracking());
+  EXPECT_FALSE(without.has_frequency_tracking());
+  EXPECT_EQ(with.frequency_tracker().get(), tracker.get());
+  const auto h = test::synth_hash(5);
+  with.touch(h);
+  with.touch(h);
+  EXPECT_EQ(tracker->touches(h), 2u);
+  EXPECT_EQ(with.count(h), 2u);
+  without.touch(h);  // no-op
+  EXPECT_EQ(without.count(h), 0u);
+  EXPECT_FALSE(with == without);
+  auto copy = with;
+  EXPECT_TRUE(copy == with);
+}
+
+TEST(RegistryApi, ManagerWithoutTrackerWorks) {
+  auto m = BlockManager<G1>::builder()
+               .block_count(4)
+               .block_size(4)
+               .registry(BlockRegistry::builder().build())
+               .lru_backend()
+               .build();
+  const auto h = test::synth_hash(6);
+  { auto b = test::register_hash(m, h); }
+  auto hit = m.match_blocks(std::vector<SequenceHash>{h});
+  ASSERT_EQ(hit.size(), 1u);
+  EXPECT_EQ(m.registry().count(h), 0u);
+  auto found = m.scan_matches(std::vector<SequenceHash>{h}, true);
+  EXPECT_EQ(found.size(), 1u);
+}
+
+TEST(RegistryApi, TinyLfuTrackerCountsRegistrationsAndHits) {
+  auto m = test::create_test_manager(4);
+  ASSERT_TRUE(m.registry().has_frequency_tracking());
+  const auto h = test::synth_hash(7);
+  { auto b = test::register_hash(m, h); }
+  EXPECT_GE(m.registry().count(h), 1u);
+  for (int i = 0; i < 3; ++i) auto hit = m.match_blocks(std::vector<SequenceHash>{h});
+  EXPECT_GE(m.registry().count(h), 4u);  // never below the true count before aging
+}
+
+}  // namespace
+}  // namespace kvbm
