@@ -49,6 +49,19 @@ class CudaBuffer {
   std::size_t count_{0};
 };
 
+/// Thrust temporary storage (CUB's scan scratch) from the stream-ordered allocator: no implicit
+/// device synchronisation (plain cudaMalloc has one), freed in stream order after the algorithm.
+struct StreamOrderedAllocator {
+  using value_type = char;
+  cudaStream_t stream;
+  char* allocate(std::ptrdiff_t bytes) {
+    void* p = nullptr;
+    KVBM_CUDA_TRY(cudaMallocAsync(&p, static_cast<std::size_t>(bytes), stream));
+    return static_cast<char*>(p);
+  }
+  void deallocate(char* p, std::size_t) noexcept { KVBM_CUDA_ASSERT_OK(cudaFreeAsync(p, stream)); }
+};
+
 class CudaStaging final : public detail::StagingBuffer {
  public:
   explicit CudaStaging(std::size_t bytes)
@@ -107,7 +120,9 @@ class CudaTableBackend final : public detail::TableBackend {
       KVBM_CUDA_TRY(cudaMemcpyAsync(buffer.device(), buffer.host(),
                                     3 * count * sizeof(std::int32_t), cudaMemcpyHostToDevice, s));
     }
-    detail::cuda_impl::build_layouts(thrust::cuda::par_nosync.on(s), args(buffer.device(), count));
+    StreamOrderedAllocator allocator{s};
+    detail::cuda_impl::build_layouts(thrust::cuda::par_nosync(allocator).on(s),
+                                     args(buffer.device(), count));
     KVBM_CUDA_TRY(cudaGetLastError());
     return events_->record(CudaStreamView{s});
   }
