@@ -248,3 +248,96 @@ TEST(Lifecycle, ConcurrentAllocationAndReturn) {
 
 }  // namespace
 }  // namespace kvbm
+
+namespace kvbm {
+namespace {
+
+TEST(Handles, MutableMoveAssignmentReleasesTheOverwrittenBlock) {
+  auto m = test::create_test_manager(4);
+  auto blocks = m.allocate_blocks(2);
+  ASSERT_TRUE(blocks);
+  auto a = std::move((*blocks)[0]);
+  auto b = std::move((*blocks)[1]);
+  const BlockId b_id = b.block_id();
+  EXPECT_EQ(m.available_blocks(), 2u);
+  a = std::move(b);  // a's old block goes back to the free list
+  EXPECT_EQ(a.block_id(), b_id);
+  EXPECT_FALSE(b.valid());
+  EXPECT_EQ(m.available_blocks(), 3u);
+  EXPECT_EQ(m.metrics().inflight_mutable, 1);
+  m.check_invariants();
+}
+
+TEST(Handles, CompleteMoveAssignmentReleasesTheOverwrittenBlock) {
+  auto m = test::create_test_manager(4);
+  auto c1 = test::allocate_one(m).complete(test::iota_block(0));
+  auto c2 = test::allocate_one(m).complete(test::iota_block(4));
+  c1 = std::move(c2);
+  EXPECT_EQ(c1.sequence_hash(), test::iota_block(4).sequence_hash());
+  EXPECT_FALSE(c2.valid());
+  EXPECT_EQ(m.available_blocks(), 3u);
+  EXPECT_EQ(m.metrics().inactive_pool_size, 0);
+}
+
+TEST(Handles, ImmutableAssignmentAndSelfAssignment) {
+  auto m = test::create_test_manager(4);
+  auto a = test::register_hash(m, test::synth_hash(1));
+  auto b = test::register_hash(m, test::synth_hash(2));
+  a = b;  // a's old block loses its only holder: cached
+  EXPECT_EQ(a.block_id(), b.block_id());
+  EXPECT_EQ(b.use_count(), 2u);
+  EXPECT_EQ(m.metrics().inactive_pool_size, 1);
+  EXPECT_EQ(m.metrics().inflight_immutable, 2);
+  auto& alias = a;
+  a = alias;  // self-assignment keeps the reference
+  EXPECT_EQ(b.use_count(), 2u);
+  a = std::move(b);
+  EXPECT_FALSE(b.valid());
+  EXPECT_EQ(a.use_count(), 1u);
+  EXPECT_EQ(m.metrics().inflight_immutable, 1);
+  m.check_invariants();
+}
+
+TEST(Handles, PinAndWeakCopiesAndMoves) {
+  auto m = test::create_test_manager(4);
+  const auto h = test::synth_hash(3);
+  std::optional<WeakBlock<G1>> copy;
+  {
+    auto imm = test::register_hash(m, h);
+    auto p1 = imm.pin();
+    auto p2 = std::move(p1);
+    EXPECT_EQ(p2.use_count(), 2u);
+    auto w = imm.downgrade();
+    copy.emplace(w);
+    auto moved = std::move(w);
+    EXPECT_EQ(moved.sequence_hash(), h);
+  }
+  // Only the copied weak is left: it still names the hash and revives the cached block.
+  EXPECT_TRUE(m.registry().is_registered(h));
+  EXPECT_EQ(m.metrics().inactive_pool_size, 1);
+  auto up = copy->upgrade();
+  ASSERT_TRUE(up);
+  EXPECT_EQ(up->sequence_hash(), h);
+  up.reset();
+  EXPECT_EQ(m.reset_inactive_pool(), 1u);
+  EXPECT_TRUE(m.registry().is_registered(h));  // the weak still names it
+  EXPECT_FALSE(copy->upgrade().has_value());
+  copy.reset();
+  EXPECT_FALSE(m.registry().is_registered(h));
+}
+
+TEST(Handles, MovedFromCompleteBlockIsRejectedAsForeign) {
+  auto m = test::create_test_manager(4);
+  auto c = test::allocate_one(m).complete(test::iota_block(0));
+  auto taken = std::move(c);
+  std::vector<CompleteBlock<G1>> batch;
+  batch.push_back(std::move(taken));
+  batch.push_back(std::move(c));  // moved-from
+  EXPECT_THROW((void)m.register_blocks(std::move(batch)), ForeignBlock);
+  ASSERT_EQ(batch.size(), 2u);
+  EXPECT_TRUE(batch[0].valid());
+  EXPECT_EQ(m.metrics().registrations, 0u);
+}
+
+}  // namespace
+}  // namespace kvbm
