@@ -149,3 +149,43 @@ TEST(Pin, PinOfDuplicateKeepsDuplicateSlot) {
 
 }  // namespace
 }  // namespace kvbm
+
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+namespace kvbm {
+namespace {
+
+TEST(ManagerIdApi, NextIsUniqueAcrossThreadsAndNeverNull) {
+  std::mutex mu;
+  std::unordered_set<ManagerId> ids;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      std::vector<ManagerId> local;
+      for (int i = 0; i < 500; ++i) local.push_back(ManagerId::next());
+      std::lock_guard lock(mu);
+      for (auto id : local) {
+        EXPECT_FALSE(id.is_null());
+        EXPECT_TRUE(ids.insert(id).second);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ids.size(), 2000u);
+  std::ostringstream os;
+  os << ManagerId{};
+  EXPECT_THAT(os.str(), ::testing::HasSubstr("null"));
+}
+
+TEST(MetricsApi, SnapshotIsPrintable) {
+  auto m = test::create_test_manager(2);
+  auto b = test::register_hash(m, test::synth_hash(1));
+  std::ostringstream os;
+  os << m.metrics();
+  EXPECT_THAT(os.str(), ::testing::HasSubstr("allocations"));
+}
+
+}  // namespace
+}  // namespace kvbm
