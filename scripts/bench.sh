@@ -40,7 +40,7 @@ args=(--benchmark_repetitions="$repetitions" --benchmark_report_aggregates_only=
 [[ -n "$filter" ]] && args+=(--benchmark_filter="$filter")
 "$build_dir/bench/kvbm_bench" "${args[@]}"
 
-commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+commit=${KVBM_BENCH_COMMIT:-$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)}
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 compiler=$(c++ --version | head -1)
 kernel=$(uname -sr)
@@ -105,7 +105,7 @@ for name in order:
     g = group(name)
     if g != current:
         current = g
-        if lines[-1] != "":
+        if lines[-1] != "" and not lines[-1].endswith("\n"):
             lines.append("")
         lines.append(f"## {g}\n")
         if g.startswith("Floors"):

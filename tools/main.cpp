@@ -110,6 +110,10 @@ int main(int argc, char** argv) {
   app.add_option("--onboard-gbps", config.onboard_gb_per_s,
                  "serve: G2->G1 bandwidth in GB/s, charged to prefill (0: free)")
       ->capture_default_str();
+  app.add_option("--copy-bytes-per-block", config.copy_bytes_per_block,
+                 "serve with G2: real bytes per block moved through kvbm::TransferEngine (host "
+                 "backend); 0: count only")
+      ->capture_default_str();
   app.add_option("--max-requests", max_requests, "replay only the first N requests (0: all)");
   app.add_flag("--skip-bad-lines", skip_bad_lines,
                "skip malformed trace lines (counted in the report) instead of failing");

@@ -167,6 +167,25 @@ TEST(ServeMode, SecondTierCatchesG1Evictions) {
   EXPECT_TRUE(to_json(tiered)["tiers"].contains("g2"));
 }
 
+TEST(ServeMode, TransferEngineCopiesChangeNothingButAreCounted) {
+  ReplayConfig config;
+  config.g1_blocks = 1024;
+  config.g2_blocks = 8192;
+  config.copy_bytes_per_block = 0;
+  const auto counted = run_serve_mode(sample(), config);
+  config.copy_bytes_per_block = 256;
+  const auto copied = run_serve_mode(sample(), config);
+  EXPECT_EQ(counted.transfer_copies, 0u);
+  EXPECT_EQ(copied.g1.blocks_hit, counted.g1.blocks_hit);
+  EXPECT_EQ(copied.g2.blocks_hit, counted.g2.blocks_hit);
+  EXPECT_EQ(copied.g1.evictions, counted.g1.evictions);
+  EXPECT_EQ(copied.offload_blocks, counted.offload_blocks);
+  EXPECT_EQ(copied.queue_delay_ms.p99, counted.queue_delay_ms.p99);
+  EXPECT_EQ(copied.transfer_bytes, (copied.offload_blocks + copied.onboard_blocks) * 256);
+  EXPECT_GT(copied.transfer_copies, 0u);
+  EXPECT_LE(copied.transfer_copies, copied.offload_blocks + copied.onboard_blocks);
+}
+
 TEST(ServeMode, RejectsRequestsLargerThanThePool) {
   ReplayConfig config;
   config.g1_blocks = 16;

@@ -95,6 +95,8 @@ nlohmann::json to_json(const ReplayReport& r) {
     j["offload_bytes"] = r.offload_bytes;
     j["onboard_blocks"] = r.onboard_blocks;
     j["onboard_bytes"] = r.onboard_bytes;
+    j["transfer_copies"] = r.transfer_copies;
+    j["transfer_bytes"] = r.transfer_bytes;
     j["queue_delay_ms"] = {{"p50", r.queue_delay_ms.p50},
                            {"p90", r.queue_delay_ms.p90},
                            {"p99", r.queue_delay_ms.p99},
@@ -139,6 +141,10 @@ void print_summary(std::ostream& os, const ReplayReport& r) {
       row("G2 evictions", num(r.g2.evictions));
       row("offloaded G1 -> G2", num(r.offload_blocks) + " blocks, " + human_bytes(r.offload_bytes));
       row("onboarded G2 -> G1", num(r.onboard_blocks) + " blocks, " + human_bytes(r.onboard_bytes));
+      if (r.transfer_copies != 0) {
+        row("TransferEngine (host)", num(r.transfer_copies) + " copies, " +
+                                         human_bytes(r.transfer_bytes) + " moved");
+      }
     }
     row("decode blocks", num(r.decode_blocks));
     row("peak G1 occupancy", num(r.g1.peak_occupancy) + " of " + num(r.g1.capacity) + " blocks");

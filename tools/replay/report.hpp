@@ -50,6 +50,8 @@ struct ReplayReport {
   std::uint64_t decode_blocks = 0;
   std::uint64_t offload_blocks = 0, offload_bytes = 0;
   std::uint64_t onboard_blocks = 0, onboard_bytes = 0;
+  std::uint64_t transfer_copies = 0;  ///< coalesced copies the TransferEngine issued
+  std::uint64_t transfer_bytes = 0;   ///< bytes it actually moved (scaled-down payload)
   Percentiles queue_delay_ms;
   std::uint64_t peak_queue_length = 0;  ///< most requests waiting for admission at once
   double makespan_s = 0;  ///< simulated time from the first arrival to the last finish

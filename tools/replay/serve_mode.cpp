@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <queue>
 #include <span>
@@ -22,6 +23,9 @@
 #include <vector>
 
 #include "kvbm/block_manager.hpp"
+#include "kvbm/host_stream.hpp"
+#include "kvbm/physical_pool.hpp"
+#include "kvbm/transfer_engine.hpp"
 #include "kvbm/types.hpp"
 #include "replay/hash_mapping.hpp"
 #include "replay/simulate.hpp"
@@ -53,6 +57,39 @@ struct Running {
   double decode_start_ms = 0;
 };
 
+// Host buffers behind the G1 and G2 pools and the engine that copies between them. Each copy is
+// waited for before the simulation goes on, so slot fences never defer a reclaim and the cache
+// behaves exactly as without transfers.
+class HostTransfers {
+ public:
+  HostTransfers(ManagerId g1, std::size_t g1_blocks, ManagerId g2, std::size_t g2_blocks,
+                std::size_t block_bytes)
+      : g1_memory_(g1_blocks * block_bytes),
+        g2_memory_(g2_blocks * block_bytes),
+        g1_pool_{g1, g1_memory_.data(), static_cast<BlockId>(g1_blocks), block_bytes,
+                 MemoryKind::Host},
+        g2_pool_{g2, g2_memory_.data(), static_cast<BlockId>(g2_blocks), block_bytes,
+                 MemoryKind::Host} {}
+
+  template <class Src, class Dst>
+  void offload(std::span<Src> g1_blocks, std::span<Dst> g2_blocks) {
+    engine_.copy_blocks(g1_pool_, g1_blocks, g2_pool_, g2_blocks, stream_).wait();
+  }
+  template <class Src, class Dst>
+  void onboard(std::span<Src> g2_blocks, std::span<Dst> g1_blocks) {
+    engine_.copy_blocks(g2_pool_, g2_blocks, g1_pool_, g1_blocks, stream_).wait();
+  }
+  [[nodiscard]] TransferStats stats() const noexcept { return engine_.stats(); }
+
+ private:
+  std::vector<std::byte> g1_memory_;
+  std::vector<std::byte> g2_memory_;
+  PhysicalPool g1_pool_;
+  PhysicalPool g2_pool_;
+  HostStream stream_;
+  TransferEngine engine_;
+};
+
 class ServeSimulator {
  public:
   ServeSimulator(const Trace& trace, const ReplayConfig& config)
@@ -67,6 +104,11 @@ class ServeSimulator {
     if (config.g2_blocks != 0) {
       g2_.emplace(make_manager<G2>(config.g2_policy.value_or(config.policy), config.g2_blocks,
                                    config.block_size, registry_));
+      if (config.copy_bytes_per_block != 0) {
+        transfers_ = std::make_unique<HostTransfers>(g1_.id(), config.g1_blocks, g2_->id(),
+                                                     config.g2_blocks,
+                                                     config.copy_bytes_per_block);
+      }
     }
     block_bytes_ = config.kv_bytes_per_token * config.block_size;
     report_.mode = "serve";
@@ -112,6 +154,10 @@ class ServeSimulator {
     }
     report_.g1.evictions = g1_.metrics().evictions;
     if (g2_) report_.g2.evictions = g2_->metrics().evictions;
+    if (transfers_) {
+      report_.transfer_copies = transfers_->stats().copies;
+      report_.transfer_bytes = transfers_->stats().bytes;
+    }
     report_.queue_delay_ms = percentiles(queue_delays_ms_);
     report_.makespan_s = (last_event - first_arrival) / 1000.0;
     report_.wall_seconds =
@@ -259,7 +305,7 @@ class ServeSimulator {
     if (n == 0) return {};
     auto result = g1_.allocate_blocks_with_evictions(n);
     if (!result) throw std::logic_error("serve mode: G1 allocation failed despite admission check");
-    if (g2_ && !result->second.empty()) offload(result->second);
+    if (g2_ && !result->second.empty()) offload(result->second, result->first);
     return std::move(result->first);
   }
 
@@ -270,8 +316,10 @@ class ServeSimulator {
     report_.dedup_registrations += g1_.metrics().registration_dedup - before;
   }
 
-  // G1 blocks evicted to make room are written to G2 (unless G2 already holds them).
-  void offload(const std::vector<SequenceHash>& evicted) {
+  // G1 blocks evicted to make room are written to G2 (unless G2 already holds them). `fresh` is
+  // what the allocation handed out: free-list slots first, then the evicted slots in eviction
+  // order, whose bytes (still the evicted blocks' until the caller writes them) are the source.
+  void offload(const std::vector<SequenceHash>& evicted, std::vector<MutableBlock<G1>>& fresh) {
     const auto present = registry_.check_presence<G2>(evicted);
     std::vector<SequenceHash> to_copy;
     for (std::size_t i = 0; i < evicted.size(); ++i) {
@@ -283,10 +331,12 @@ class ServeSimulator {
     const std::span<const SequenceHash> copied = std::span(to_copy).last(room);
     auto slots = g2_->allocate_blocks(room);
     if (!slots) return;
-    // >>> TRANSFER ENGINE HOOK (offload G1 -> G2) <<<
-    // When kvbm::TransferEngine lands, enqueue the copy of each evicted G1 slot into `slots`
-    // here (host backend by default) and register the G2 blocks once its fence is ready. The
-    // simulation registers immediately and only counts the bytes.
+    if (transfers_) {
+      const std::size_t first_evicted = fresh.size() - evicted.size();
+      const auto sources = std::span(fresh).subspan(first_evicted).last(
+          std::min(room, evicted.size()));
+      transfers_->offload(sources, std::span(*slots).first(sources.size()));
+    }
     std::vector<CompleteBlock<G2>> staged;
     staged.reserve(room);
     for (std::size_t i = 0; i < room; ++i) {
@@ -299,11 +349,13 @@ class ServeSimulator {
   }
 
   // Copies the G2 blocks into the first fresh G1 slots and registers them in G1.
-  void onboard(Running& state, const std::vector<ImmutableBlock<G2>>& source,
+  // Simulated time charges bytes / onboard bandwidth to the prefill; the copy itself (scaled-down
+  // payload) goes through the TransferEngine.
+  void onboard(Running& state, std::vector<ImmutableBlock<G2>>& source,
                std::vector<MutableBlock<G1>>& fresh, std::size_t first_position) {
-    // >>> TRANSFER ENGINE HOOK (onboard G2 -> G1) <<<
-    // When kvbm::TransferEngine lands, copy `source[i]` into `fresh[i]` here and register after
-    // the fence; the simulation charges bytes / onboard bandwidth to the prefill time instead.
+    if (transfers_) {
+      transfers_->onboard(std::span(source), std::span(fresh).first(source.size()));
+    }
     std::vector<CompleteBlock<G1>> staged;
     staged.reserve(source.size());
     for (std::size_t i = 0; i < source.size(); ++i) {
@@ -326,6 +378,7 @@ class ServeSimulator {
   BlockRegistry registry_;
   BlockManager<G1> g1_;
   std::optional<BlockManager<G2>> g2_;
+  std::unique_ptr<HostTransfers> transfers_;
   std::uint64_t block_bytes_ = 0;
 
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;

@@ -8,7 +8,8 @@
 //        first-come-first-served admission, blocks held until the request finishes (prefill
 //        from uncached tokens, then decode growing one block per block_size output tokens),
 //        optional G2 tier fed by G1 evictions and read back on G1 prefix misses.
-// Both build their own managers; nothing is shared between calls.
+// Both build their own managers; nothing is shared between calls. With a G2 tier, serve mode
+// moves the blocks it offloads and onboards through kvbm::TransferEngine on a host stream.
 #pragma once
 
 #include <cstddef>
@@ -35,6 +36,11 @@ struct ReplayConfig {
   double decode_tokens_per_s = 50.0;          ///< per request
   std::uint64_t kv_bytes_per_token = 131072;  ///< 128 KiB: Llama-3-8B, fp16 K+V, 32 layers
   double onboard_gb_per_s = 25.0;             ///< G2 -> G1 copy bandwidth (adds to prefill)
+  /// With a G2 tier: real bytes per block that offloads and onboards move through
+  /// kvbm::TransferEngine (host backend) between two host buffers; 0 only counts. The modelled
+  /// bytes (kv_bytes_per_token) are far too large to allocate, so this is a scaled-down payload
+  /// that exercises the engine and slot fences without changing any hit or timing result.
+  std::size_t copy_bytes_per_block = 4096;
 };
 
 /// Called every few hundred requests with (done, total).
