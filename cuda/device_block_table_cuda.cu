@@ -113,6 +113,14 @@ class CudaTableBackend final : public detail::TableBackend {
     return events_->record(CudaStreamView{s});
   }
 
+  Fence upload_table(StreamRef stream, detail::StagingBuffer& staging) override {
+    auto& buffer = static_cast<CudaStaging&>(staging);
+    const cudaStream_t s = handle(stream);
+    KVBM_CUDA_TRY(cudaMemcpyAsync(table_.data(), buffer.host(), table_.bytes(),
+                                  cudaMemcpyHostToDevice, s));
+    return events_->record(CudaStreamView{s});
+  }
+
   Fence build_layouts(StreamRef stream, detail::StagingBuffer& staging, std::size_t count) override {
     auto& buffer = static_cast<CudaStaging&>(staging);
     const cudaStream_t s = handle(stream);

@@ -186,22 +186,35 @@ Fence DeviceBlockTable::sync(StreamRef stream) {
   dirty_.resize(count);
   if (count == 0) return last_upload_;
 
-  RingSlot& slot = acquire_staging(2 * count * sizeof(std::int32_t));
-  auto* out = reinterpret_cast<std::int32_t*>(slot.buffer->host());
-  for (std::size_t k = 0; k < count; ++k) {
-    const std::uint32_t cell = dirty_[k];
-    out[k] = static_cast<std::int32_t>(cell);
-    out[count + k] = mirror_[cell];
-    on_device_[cell] = mirror_[cell];
+  Fence fence;
+  if (2 * count >= mirror_.size()) {
+    // Mass edit: 4 bytes per cell of the whole table beat 8 per changed cell; no scatter.
+    RingSlot& slot = acquire_staging(mirror_.size() * sizeof(std::int32_t));
+    std::memcpy(slot.buffer->host(), mirror_.data(), mirror_.size() * sizeof(std::int32_t));
+    on_device_ = mirror_;
+    dirty_.clear();
+    fence = backend_->upload_table(stream, *slot.buffer);
+    slot.fence = fence;
+    ++stats_.full_uploads;
+    stats_.bytes_uploaded += mirror_.size() * sizeof(std::int32_t);
+  } else {
+    RingSlot& slot = acquire_staging(2 * count * sizeof(std::int32_t));
+    auto* out = reinterpret_cast<std::int32_t*>(slot.buffer->host());
+    for (std::size_t k = 0; k < count; ++k) {
+      const std::uint32_t cell = dirty_[k];
+      out[k] = static_cast<std::int32_t>(cell);
+      out[count + k] = mirror_[cell];
+      on_device_[cell] = mirror_[cell];
+    }
+    dirty_.clear();
+    fence = backend_->upload_cells(stream, *slot.buffer, count);
+    slot.fence = fence;
+    stats_.bytes_uploaded += 2 * count * sizeof(std::int32_t);
   }
-  dirty_.clear();
-  Fence fence = backend_->upload_cells(stream, *slot.buffer, count);
-  slot.fence = fence;
   track(fence);
   last_upload_ = fence;
   ++stats_.syncs;
   stats_.cells_uploaded += count;
-  stats_.bytes_uploaded += 2 * count * sizeof(std::int32_t);
   return fence;
 }
 

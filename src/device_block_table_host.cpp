@@ -60,6 +60,15 @@ class HostTableBackend final : public TableBackend {
     return s.record();
   }
 
+  Fence upload_table(StreamRef stream, StagingBuffer& staging) override {
+    auto& buffer = static_cast<HostStaging&>(staging);
+    HostStream& s = stream.host();
+    s.enqueue([this, &buffer] {
+      std::memcpy(table_.data(), buffer.host(), table_.size() * sizeof(std::int32_t));
+    });
+    return s.record();
+  }
+
   Fence build_layouts(StreamRef stream, StagingBuffer& staging, std::size_t count) override {
     auto& buffer = static_cast<HostStaging&>(staging);
     HostStream& s = stream.host();

@@ -6,7 +6,9 @@
 // (assign / append / truncate / clear a row); each edited cell is remembered once (last write
 // wins) and sync(stream) uploads only the cells whose value differs from what the device already
 // holds: pack (index, value) pairs into a staging buffer (pinned on CUDA) -> one copy to a device
-// scratch -> one scatter. Bytes moved per sync = 8 x changed cells, whatever the table size.
+// scratch -> one scatter. Bytes moved per sync = 8 x changed cells, whatever the table size;
+// when at least half the cells changed (e.g. a whole new batch), one plain copy of the table
+// (4 bytes per cell, no scatter) is cheaper and is used instead.
 // Staging buffers form a ring; a slot is reused only once the fence of the job that last used it
 // is ready (never a blind round-robin), so the host can edit batch B while batch A's upload is
 // still in flight and A still arrives untorn.
@@ -79,6 +81,7 @@ struct BatchLayoutsHost {
 
 struct DeviceBlockTableStats {
   std::uint64_t syncs{0};              ///< sync() calls that uploaded something
+  std::uint64_t full_uploads{0};       ///< of which whole-table copies (mass edits)
   std::uint64_t cells_uploaded{0};     ///< changed cells moved to the device
   std::uint64_t bytes_uploaded{0};     ///< staging -> device bytes (cells and batch inputs)
   std::uint64_t staging_slots{0};      ///< ring slots allocated so far

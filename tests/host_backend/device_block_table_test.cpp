@@ -96,6 +96,29 @@ TEST(DeviceBlockTable, BytesMovedAreProportionalToChangedCells) {
   EXPECT_EQ(table.stats().syncs, 2U);
 }
 
+TEST(DeviceBlockTable, MassEditsUploadTheWholeTableOnce) {
+  HostStream stream;
+  const auto config = small_config();  // 8 x 6 = 48 cells
+  DeviceBlockTable table{config};
+  ReferenceTable model{config};
+  for (std::int32_t r = 0; r < config.max_requests; ++r) {
+    const std::vector<std::int32_t> blocks{r, r + 10, r + 20, r + 30};  // 32 of 48 cells change
+    table.assign(r, blocks);
+    model.rows[static_cast<std::size_t>(r)] = blocks;
+  }
+  table.sync(stream).wait();
+  EXPECT_EQ(table.stats().full_uploads, 1U);
+  EXPECT_EQ(table.stats().cells_uploaded, 32U);
+  EXPECT_EQ(table.stats().bytes_uploaded, 48U * 4U);  // one plain copy, less than 32 x 8
+  EXPECT_EQ(download(table, stream), model.dense());
+  table.append(3, std::vector<std::int32_t>{99});  // back to deltas
+  model.rows[3].push_back(99);
+  table.sync(stream).wait();
+  EXPECT_EQ(table.stats().full_uploads, 1U);
+  EXPECT_EQ(table.stats().bytes_uploaded, 48U * 4U + 8U);
+  EXPECT_EQ(download(table, stream), model.dense());
+}
+
 TEST(DeviceBlockTable, RejectsBadEdits) {
   HostStream stream;
   DeviceBlockTable table{small_config()};

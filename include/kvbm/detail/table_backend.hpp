@@ -33,6 +33,9 @@ class TableBackend {
   /// Enqueue: copy `count` int32 indices then `count` int32 values from the staging host area to
   /// its device scratch, then scatter values[i] into table[indices[i]] (indices are distinct).
   virtual Fence upload_cells(StreamRef stream, StagingBuffer& staging, std::size_t count) = 0;
+  /// Enqueue: copy the whole table (max_requests * max_blocks_per_request int32, row-major) from
+  /// the staging host area straight into the device table (the fallback for mass edits).
+  virtual Fence upload_table(StreamRef stream, StagingBuffer& staging) = 0;
   /// Enqueue: copy `count` batch entries (SoA int32: rows, starts, num_tokens) to the scratch and
   /// build the slot mapping and the CSR arrays from the device table.
   virtual Fence build_layouts(StreamRef stream, StagingBuffer& staging, std::size_t count) = 0;
