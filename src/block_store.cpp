@@ -17,6 +17,7 @@
 #include "eviction/lru_policy.hpp"
 #include "kvbm/block_manager.hpp"
 #include "kvbm/errors.hpp"
+#include "kvbm/nvtx.hpp"
 #include "kvbm/registry.hpp"
 #include "registry_core.hpp"
 
@@ -367,6 +368,7 @@ bool BlockStore::allocate(std::size_t count, FunctionRef<void(BlockId)> emit,
                           std::vector<SequenceHash>* evicted, AllocationMode mode,
                           std::vector<Fence>* wait_for) {
   if (count == 0) return true;
+  KVBM_NVTX_RANGE_PAYLOAD("allocate_blocks", count);
   KVBM_LOCKED(locked);
   StoreState& s = *state_;
   if (!s.fenced.empty()) locked.reclaim();
@@ -389,11 +391,14 @@ bool BlockStore::allocate(std::size_t count, FunctionRef<void(BlockId)> emit,
   const std::size_t fenced_cached = remaining - to_evict;
 
   std::span<BlockId> victims{s.scratch.data(), to_evict};
-  const std::size_t got = s.inactive->evict(victims);
-  if (got != to_evict) {
-    for (std::size_t i = 0; i < got; ++i) s.inactive->insert(victims[i], s.slots[victims[i]].hash);
-    throw std::logic_error(std::string("eviction policy '") + s.inactive->name() +
-                           "' returned fewer victims than its size promised");
+  if (to_evict > 0) {
+    KVBM_NVTX_RANGE_PAYLOAD("evict_inactive", to_evict);
+    const std::size_t got = s.inactive->evict(victims);
+    if (got != to_evict) {
+      for (std::size_t i = 0; i < got; ++i) s.inactive->insert(victims[i], s.slots[victims[i]].hash);
+      throw std::logic_error(std::string("eviction policy '") + s.inactive->name() +
+                             "' returned fewer victims than its size promised");
+    }
   }
   if (evicted != nullptr) evicted->reserve(evicted->size() + to_evict + fenced_cached);
 
@@ -445,6 +450,7 @@ bool BlockStore::allocate(std::size_t count, FunctionRef<void(BlockId)> emit,
 }
 
 bool BlockStore::wait_for_allocatable(std::size_t count) {
+  KVBM_NVTX_RANGE_PAYLOAD("wait_for_fences", count);
   std::vector<Fence> fences;
   for (;;) {
     {
@@ -529,6 +535,7 @@ void BlockStore::release_staged(BlockId id) noexcept {
 void BlockStore::register_staged(
     std::size_t count, FunctionRef<std::pair<BlockId, SequenceHash>(std::size_t)> input,
     FunctionRef<void(const ImmutableRef&)> emit) {
+  KVBM_NVTX_RANGE_PAYLOAD("register_blocks", count);
   std::vector<SequenceHash> fresh;  // newly registered hashes: touched after the lock
   if (state_->core->tracker()) fresh.reserve(count);  // one allocation per call, not per block
   {
@@ -575,6 +582,7 @@ void BlockStore::register_staged(
 
 std::size_t BlockStore::match_prefix(std::span<const SequenceHash> hashes,
                                      FunctionRef<void(const ImmutableRef&)> emit) {
+  KVBM_NVTX_RANGE_PAYLOAD("match_blocks", hashes.size());
   std::size_t found = 0;
   {
     KVBM_LOCKED(locked);
@@ -593,6 +601,7 @@ std::size_t BlockStore::match_prefix(std::span<const SequenceHash> hashes,
 std::size_t BlockStore::scan(std::span<const SequenceHash> hashes,
                              FunctionRef<bool(const SequenceHash&)> wanted,
                              FunctionRef<void(const ImmutableRef&)> emit) {
+  KVBM_NVTX_RANGE_PAYLOAD("scan_matches", hashes.size());
   std::size_t found = 0;
   {
     KVBM_LOCKED(locked);
@@ -610,6 +619,7 @@ std::size_t BlockStore::scan(std::span<const SequenceHash> hashes,
 }
 
 std::optional<ImmutableRef> BlockStore::acquire(const SequenceHash& hash) {
+  KVBM_NVTX_RANGE("upgrade_weak_block");
   KVBM_LOCKED(locked);
   return locked.acquire(hash);
 }
@@ -623,6 +633,7 @@ void BlockStore::set_reset_on_release(BlockId id, std::uint32_t generation, bool
 }
 
 std::size_t BlockStore::reset_inactive_pool() {
+  KVBM_NVTX_RANGE("reset_inactive_pool");
   KVBM_LOCKED(locked);
   StoreState& s = *state_;
   const std::size_t n = s.inactive->size();
