@@ -16,6 +16,8 @@
 //   scan_matches/lru/n, weak_upgrade*, pin_clone
 //   scaling/*/pool                       per-op cost at pools of 1K, 64K and 1M blocks
 //   */threads:2                          two threads on one manager
+// transfer_bench.cpp adds TransferEngine (host) throughput vs memcpy and DeviceBlockTable sync
+// bytes per step vs table size.
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -615,8 +617,11 @@ void register_all() {
 
 }  // namespace
 
+void register_transfer_benchmarks();  // transfer_bench.cpp
+
 int main(int argc, char** argv) {
   register_all();
+  register_transfer_benchmarks();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
