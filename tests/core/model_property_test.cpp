@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <list>
 #include <random>
 #include <set>
@@ -141,25 +142,47 @@ struct Model {
   }
 };
 
+/// What the managers sharing one registry have in common: the tracker, the expected touches,
+/// and each manager's view of which hashes it keeps registered.
+struct SharedRegistryModel {
+  std::shared_ptr<test::CountingTracker> tracker = std::make_shared<test::CountingTracker>();
+  BlockRegistry registry = BlockRegistry::builder().frequency_tracker(tracker).build();
+  std::unordered_map<SequenceHash, std::uint32_t> touches;
+  std::vector<std::function<bool(const SequenceHash&)>> holders;  // one per manager
+  [[nodiscard]] bool registered(const SequenceHash& h) const {
+    for (const auto& f : holders) {
+      if (f(h)) return true;
+    }
+    return false;
+  }
+};
+
+template <class Tier>
 struct WeakRec {
-  WeakBlock<G1> weak;
+  WeakBlock<Tier> weak;
   BlockId id;
   std::uint64_t epoch;
   SequenceHash hash;
 };
 
+template <class Tier>
 class Harness {
  public:
-  Harness(std::uint32_t seed, DuplicationPolicy policy, bool default_flag, std::size_t blocks)
+  Harness(std::uint32_t seed, SharedRegistryModel& shared, DuplicationPolicy policy,
+          bool default_flag, std::size_t blocks)
       : rng_{seed},
-        metered_{test::create_metered_manager([&] {
-          test::ManagerOptions o;
-          o.block_count = blocks;
-          o.policy = policy;
-          o.default_reset_on_release = default_flag;
-          return o;
-        }())},
+        shared_{shared},
+        manager_{test::make_manager<Tier>(
+            [&] {
+              test::ManagerOptions o;
+              o.block_count = blocks;
+              o.policy = policy;
+              o.default_reset_on_release = default_flag;
+              return o;
+            }(),
+            shared.registry)},
         model_{blocks, policy, default_flag} {
+    shared_.holders.push_back([this](const SequenceHash& h) { return holds(h); });
     // A small universe so that duplicates, rejects and cache hits are frequent. Two chains of
     // three positions plus a couple of loose hashes.
     for (std::uint64_t i = 0; i < 6; ++i) {
@@ -168,22 +191,30 @@ class Harness {
     miss_ = test::synth_hash(0xdead, 1);
   }
 
-  BlockManager<G1>& m() { return metered_.manager; }
+  Harness(const Harness&) = delete;
+  Harness& operator=(const Harness&) = delete;
 
-  void run(int steps) {
-    for (int step = 0; step < steps; ++step) {
-      one_step();
-      if (::testing::Test::HasFatalFailure() || ::testing::Test::HasNonfatalFailure()) {
-        dump_log();
-        return;
-      }
-      check_all();
-      if (::testing::Test::HasFatalFailure() || ::testing::Test::HasNonfatalFailure()) {
-        dump_log();
-        return;
-      }
+  BlockManager<Tier>& m() { return manager_; }
+
+  /// One random operation, then every check. False (with the recent operations reported) on the
+  /// first failure.
+  bool step() {
+    one_step();
+    if (!::testing::Test::HasFailure()) check_all();
+    if (::testing::Test::HasFailure()) {
+      dump_log();
+      return false;
     }
-    drain();
+    return true;
+  }
+  /// Checks only (another manager on the shared registry just moved).
+  bool check() {
+    check_all();
+    if (::testing::Test::HasFailure()) {
+      dump_log();
+      return false;
+    }
+    return true;
   }
 
  private:
@@ -237,7 +268,7 @@ class Harness {
     log("allocate " + std::to_string(n) + (with ? " with_evictions" : ""));
     const std::size_t free = model_.free_count();
     const std::size_t available = free + model_.lru.size();
-    std::vector<MutableBlock<G1>> got;
+    std::vector<MutableBlock<Tier>> got;
     std::vector<SequenceHash> evicted;
     if (with) {
       auto r = m().allocate_blocks_with_evictions(n);
@@ -312,7 +343,7 @@ class Harness {
       return;
     }
     auto mb = take(muts_, i);
-    std::optional<CompleteBlock<G1>> cb;
+    std::optional<CompleteBlock<Tier>> cb;
     if (how == 2) {
       cb.emplace(std::move(mb).stage(h, test::kTestBlockSize));
     } else {
@@ -357,7 +388,8 @@ class Harness {
     model_.flush_free();
   }
 
-  bool registered_in_model(const SequenceHash& h) const {
+  /// Whether this manager keeps `h` registered: a slot holds it, or a weak block names it.
+  bool holds(const SequenceHash& h) const {
     if (model_.held_by_slot(h)) return true;
     for (const auto& w : weaks_) {
       if (w.hash == h) return true;
@@ -368,7 +400,7 @@ class Harness {
   void op_register() {
     if (comps_.empty()) return;
     const std::size_t k = 1 + pick(std::min<std::size_t>(3, comps_.size()));
-    std::vector<CompleteBlock<G1>> batch;
+    std::vector<CompleteBlock<Tier>> batch;
     for (std::size_t j = 0; j < k; ++j) batch.push_back(take(comps_, pick(comps_.size())));
     std::ostringstream desc;
     desc << "register";
@@ -382,7 +414,7 @@ class Harness {
       const SequenceHash h = c.sequence_hash();
       hashes.push_back(h);
       model_.m.registrations += 1;
-      if (!registered_in_model(h)) ++model_.touches[h];
+      if (!shared_.registered(h)) ++shared_.touches[h];
       std::optional<BlockId> existing;
       if (auto it = model_.active.find(h); it != model_.active.end()) {
         existing = it->second;
@@ -438,7 +470,7 @@ class Harness {
       auto id = model_.resolve(h);
       if (!id) break;
       expected.push_back(*id);
-      ++model_.touches[h];
+      ++shared_.touches[h];
     }
     model_.m.match_hashes_requested += q.size();
     model_.m.match_blocks_returned += expected.size();
@@ -460,7 +492,7 @@ class Harness {
       if (expected.count(h)) continue;
       if (auto id = model_.resolve(h)) {
         expected[h] = *id;
-        if (touch) ++model_.touches[h];
+        if (touch) ++shared_.touches[h];
       }
     }
     model_.m.scan_hashes_requested += q.size();
@@ -623,25 +655,26 @@ class Harness {
     for (const auto& [h, c] : primaries) EXPECT_EQ(c, 1);
 
     // Presence, registration and frequency touches.
-    const auto presence = m().registry().check_presence<G1>(universe_);
+    const auto presence = m().registry().template check_presence<Tier>(universe_);
     std::size_t registered = 0;
     for (std::size_t i = 0; i < universe_.size(); ++i) {
       const auto& h = universe_[i];
       EXPECT_EQ(presence[i], model_.held_by_slot(h)) << "presence of hash " << i;
-      const bool reg = registered_in_model(h);
+      const bool reg = shared_.registered(h);
       EXPECT_EQ(m().registry().is_registered(h), reg) << "registration of hash " << i;
       registered += reg ? 1 : 0;
-      const auto it = model_.touches.find(h);
-      EXPECT_EQ(metered_.tracker->touches(h), it == model_.touches.end() ? 0u : it->second)
+      const auto it = shared_.touches.find(h);
+      EXPECT_EQ(shared_.tracker->touches(h), it == shared_.touches.end() ? 0u : it->second)
           << "touches of hash " << i;
     }
     EXPECT_EQ(m().registry().registered_count(), registered);
     EXPECT_FALSE(m().registry().is_registered(miss_));
-    EXPECT_EQ(metered_.tracker->touches(miss_), 0u);
+    EXPECT_EQ(shared_.tracker->touches(miss_), 0u);
   }
 
+ public:
+  /// Drops everything; the pool must be whole again, all in the free list or the cache.
   void drain() {
-    // Drop everything; the pool must be whole again, all in free list or cache.
     pins_.clear();
     imms_.clear();
     comps_.clear();
@@ -655,19 +688,22 @@ class Harness {
     EXPECT_EQ(static_cast<std::size_t>(s.reset_pool_size + s.inactive_pool_size), m().total_blocks());
     EXPECT_EQ(m().reset_inactive_pool(), static_cast<std::size_t>(s.inactive_pool_size));
     EXPECT_EQ(m().metrics().reset_pool_size, static_cast<std::int64_t>(m().total_blocks()));
-    EXPECT_EQ(m().registry().registered_count(), 0u);
+    const auto presence = m().registry().template check_presence<Tier>(universe_);
+    EXPECT_EQ(std::count(presence.begin(), presence.end(), true), 0);
   }
 
+ private:
   std::mt19937 rng_;
-  test::Metered<G1> metered_;
+  SharedRegistryModel& shared_;
+  BlockManager<Tier> manager_;
   Model model_;
   std::vector<SequenceHash> universe_;
   SequenceHash miss_;
-  std::vector<MutableBlock<G1>> muts_;
-  std::vector<CompleteBlock<G1>> comps_;
-  std::vector<ImmutableBlock<G1>> imms_;
+  std::vector<MutableBlock<Tier>> muts_;
+  std::vector<CompleteBlock<Tier>> comps_;
+  std::vector<ImmutableBlock<Tier>> imms_;
   std::vector<LifecyclePinRef> pins_;
-  std::vector<WeakRec> weaks_;
+  std::vector<WeakRec<Tier>> weaks_;
   std::deque<std::string> log_;
 };
 
@@ -687,9 +723,14 @@ TEST_P(ModelProperty, RandomSequencesMatchTheModel) {
   constexpr int kSteps = 300;
   for (std::uint32_t seed = 1; seed <= seeds; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    Harness h(seed, cfg.policy, cfg.default_flag, cfg.blocks);
-    h.run(kSteps);
-    if (HasFailure()) return;  // one reproducible seed is enough
+    SharedRegistryModel shared;
+    Harness<G1> h(seed, shared, cfg.policy, cfg.default_flag, cfg.blocks);
+    for (int step = 0; step < kSteps; ++step) {
+      if (!h.step()) return;  // one reproducible seed is enough
+    }
+    h.drain();
+    EXPECT_EQ(shared.registry.registered_count(), 0u);
+    if (HasFailure()) return;
   }
 }
 
@@ -703,6 +744,30 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(c.policy == DuplicationPolicy::Allow ? "Allow" : "Reject") +
              (c.default_flag ? "ResetOnRelease" : "Cache") + std::to_string(c.blocks) + "Blocks";
     });
+
+// Two tiers on one registry: G1 (Allow) and G2 (Reject) share hashes, so registration, presence
+// (per tier), is_registered (any tier or weak) and frequency touches (one per hash that is new to
+// the whole registry) are checked across managers after every step of either.
+TEST(ModelPropertyTwoTiers, SharedRegistryMatchesTheModel) {
+  std::uint32_t seeds = 60;
+  if (const char* env = std::getenv("KVBM_MODEL_SEEDS")) seeds = static_cast<std::uint32_t>(std::atoi(env));
+  constexpr int kSteps = 300;
+  for (std::uint32_t seed = 1; seed <= seeds; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    SharedRegistryModel shared;
+    Harness<G1> g1(seed, shared, DuplicationPolicy::Allow, false, 5);
+    Harness<G2> g2(seed + 100000, shared, DuplicationPolicy::Reject, seed % 2 == 0, 4);
+    std::mt19937 which(seed);
+    for (int step = 0; step < kSteps; ++step) {
+      const bool first = std::bernoulli_distribution(0.5)(which);
+      if (!(first ? g1.step() && g2.check() : g2.step() && g1.check())) return;
+    }
+    g1.drain();
+    g2.drain();
+    EXPECT_EQ(shared.registry.registered_count(), 0u);
+    if (HasFailure()) return;
+  }
+}
 
 }  // namespace
 }  // namespace kvbm
