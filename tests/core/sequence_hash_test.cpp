@@ -2,6 +2,8 @@
 // dynamo-tokens: the test vectors below are upstream outputs.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
 
 #include <cstdint>
 #include <limits>
@@ -355,6 +357,66 @@ TEST(TokenBlockSequence, BlockSizeOne) {
 
 TEST(TokenBlockSequence, ZeroBlockSizeIsAConfigError) {
   EXPECT_THROW(TokenBlockSequence(iota_tokens(0, 4), 0, 0), ConfigError);
+}
+
+}  // namespace
+}  // namespace kvbm
+
+// ------------------------------------------------------------------ properties (rapidcheck)
+
+namespace kvbm {
+namespace {
+
+RC_GTEST_PROP(SequenceHashProperty, FieldsRoundTripForEveryPosition,
+              (std::uint64_t current, std::uint64_t parent)) {
+  const auto position = *rc::gen::inRange<std::uint32_t>(0, SequenceHash::kMaxPosition);
+  const bool has_parent = *rc::gen::arbitrary<bool>();
+  const auto h = SequenceHash::from_parts(
+      current, has_parent ? std::optional<std::uint64_t>(parent) : std::nullopt, position);
+  const unsigned mode = position < 256 ? 0 : position < 65536 ? 1 : 2;
+  const unsigned f = 54 - 8 * mode;
+  RC_ASSERT(h.mode() == mode);
+  RC_ASSERT(h.position() == position);
+  RC_ASSERT(h.current_fragment() == current);
+  RC_ASSERT(h.parent_fragment() == (has_parent ? parent & ((std::uint64_t{1} << f) - 1) : 0));
+  RC_ASSERT(SequenceHash::from_u128(h.as_u128()) == h);
+  const u128 expected = (static_cast<u128>(mode) << 126) |
+                        (static_cast<u128>(position) << (64 + f)) |
+                        (static_cast<u128>(current) << f) |
+                        (has_parent ? (parent & ((std::uint64_t{1} << f) - 1)) : 0);
+  RC_ASSERT(h.as_u128() == expected);
+}
+
+RC_GTEST_PROP(SequenceHashProperty, PositionsFrom2To24Throw, ()) {
+  const auto position = *rc::gen::inRange<std::uint32_t>(SequenceHash::kMaxPosition,
+                                                         std::numeric_limits<std::uint32_t>::max());
+  RC_ASSERT_THROWS_AS(SequenceHash::from_parts(1, 2, position), PositionOutOfRange);
+}
+
+RC_GTEST_PROP(TokenBlockSequenceProperty, AppendEqualsConstructionAndChains,
+              (std::vector<std::uint32_t> tokens, std::uint64_t salt)) {
+  const std::uint32_t block_size = 1u << *rc::gen::inRange(0, 4);
+  TokenBlockSequence built(tokens, block_size, salt);
+  TokenBlockSequence grown({}, block_size, salt);
+  std::size_t completed = 0;
+  for (auto t : tokens) completed += grown.append(t) ? 1 : 0;
+  RC_ASSERT(completed == tokens.size() / block_size);
+  RC_ASSERT(built.blocks().size() == tokens.size() / block_size);
+  RC_ASSERT(grown.sequence_hashes() == built.sequence_hashes());
+  std::uint64_t parent = 0;
+  for (std::size_t i = 0; i < built.blocks().size(); ++i) {
+    const auto& b = built.blocks()[i];
+    RC_ASSERT(b.block_hash() == hash_token_block(b.tokens(), salt));
+    const std::uint64_t cur = i == 0 ? b.block_hash() : chain_sequence_hash(parent, b.block_hash());
+    RC_ASSERT(b.sequence_hash().current_fragment() == cur);
+    RC_ASSERT(b.sequence_hash().position() == i);
+    if (i > 0) {
+      RC_ASSERT(b.sequence_hash().parent_fragment() ==
+                built.blocks()[i - 1].sequence_hash().fragment_for_child_position(
+                    static_cast<std::uint32_t>(i)));
+    }
+    parent = cur;
+  }
 }
 
 }  // namespace
