@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 
@@ -13,10 +14,26 @@ namespace {
 constexpr std::uint64_t kLowBitOfEachNibble = 0x1111'1111'1111'1111ull;
 constexpr std::uint64_t kHalveMask = 0x7777'7777'7777'7777ull;
 
-std::uint64_t row_hash(u128 key, std::uint32_t row) noexcept {
+/// The four (word, nibble) counters of a key: row i hashes the key's 16 little-endian bytes with
+/// xxh3-64 seeded i; word = h mod width, nibble = h & 15 (spec pools §4, bit-exact).
+struct Cells {
+  std::array<std::uint64_t, TinyLfu::kDepth> word;
+  std::array<unsigned, TinyLfu::kDepth> shift;
+};
+
+Cells cells_of(u128 key, std::uint64_t width) noexcept {
   std::array<unsigned char, 16> bytes{};
   for (int i = 0; i < 16; ++i) bytes[i] = static_cast<unsigned char>(key >> (8 * i));
-  return XXH3_64bits_withSeed(bytes.data(), bytes.size(), row);
+  // h mod width, as a mask when width is a power of two (every FrequencyTrackingCapacity is):
+  // the same value without four 64-bit divisions.
+  const bool pow2 = (width & (width - 1)) == 0;
+  Cells cells{};
+  for (std::uint32_t row = 0; row < TinyLfu::kDepth; ++row) {
+    const std::uint64_t h = XXH3_64bits_withSeed(bytes.data(), bytes.size(), row);
+    cells.word[row] = pow2 ? (h & (width - 1)) : h % width;
+    cells.shift[row] = static_cast<unsigned>(h & 15) * 4;
+  }
+  return cells;
 }
 }  // namespace
 
@@ -28,11 +45,13 @@ TinyLfu::TinyLfu(std::uint64_t capacity, std::uint64_t decay_after)
 }
 
 void TinyLfu::increment(u128 key) noexcept {
+  const Cells cells = cells_of(key, table_.size());
+  // The four words are independent cache misses in a large table: start them all first.
+  for (std::uint32_t row = 0; row < kDepth; ++row) __builtin_prefetch(&table_[cells.word[row]], 1);
   bool changed = false;
-  for (std::uint32_t row = 0; row < kDepth; ++row) {
-    const std::uint64_t h = row_hash(key, row);
-    std::uint64_t& word = table_[h % table_.size()];
-    const unsigned shift = static_cast<unsigned>(h & 15) * 4;
+  for (std::uint32_t row = 0; row < kDepth; ++row) {  // in row order: rows may share a counter
+    std::uint64_t& word = table_[cells.word[row]];
+    const unsigned shift = cells.shift[row];
     if (((word >> shift) & 0xF) < kMaxCount) {
       word += std::uint64_t{1} << shift;
       changed = true;
@@ -42,11 +61,13 @@ void TinyLfu::increment(u128 key) noexcept {
 }
 
 std::uint32_t TinyLfu::estimate(u128 key) const noexcept {
+  const Cells cells = cells_of(key, table_.size());
+  for (std::uint32_t row = 0; row < kDepth; ++row) __builtin_prefetch(&table_[cells.word[row]], 0);
   std::uint32_t best = kMaxCount;
   for (std::uint32_t row = 0; row < kDepth; ++row) {
-    const std::uint64_t h = row_hash(key, row);
-    const unsigned shift = static_cast<unsigned>(h & 15) * 4;
-    best = std::min(best, static_cast<std::uint32_t>((table_[h % table_.size()] >> shift) & 0xF));
+    const auto counter =
+        static_cast<std::uint32_t>((table_[cells.word[row]] >> cells.shift[row]) & 0xF);
+    best = std::min(best, counter);
   }
   return best;
 }
