@@ -137,6 +137,9 @@ int main(int argc, char** argv) {
     options.max_requests = max_requests;
     const Trace trace = load_trace(trace_path, options);
     if (!g2_policy.empty()) config.g2_policy = *parse_policy(g2_policy);
+    if (mode == "cache" && config.g2_blocks != 0) {
+      std::cerr << "kvbm-replay: note: --g2-blocks only applies to --mode serve; ignored\n";
+    }
     if (trace.bad_lines != 0) {
       std::cerr << "kvbm-replay: skipped " << trace.bad_lines << " malformed line(s); first: "
                 << trace.first_bad_line_error << '\n';
