@@ -182,6 +182,28 @@ TEST_P(LineageBothOrders, SamePositionAndFragmentButDifferentFullHashStaySeparat
   EXPECT_EQ(policy.node_count(), 0u);
 }
 
+// Two roots whose chained hashes differ only above the 54 bits a child stores: the same key.
+// The later one gets a node of its own; both stay evictable and the first keeps its child.
+TEST_P(LineageBothOrders, TruncatedFragmentCollisionKeepsBothBlocksEvictable) {
+  LineagePolicy policy{8, GetParam()};
+  const std::uint64_t low = 0x0012'3456'789A'BCDEull;
+  const auto a = node_hash(low, std::nullopt, 0);
+  const auto b = node_hash(low | (std::uint64_t{0x3FF} << 54), std::nullopt, 0);
+  const auto child = node_hash(0xC0FFEE, low, 1);
+  ASSERT_EQ(a.fragment_for_child_position(1), b.fragment_for_child_position(1));
+  policy.insert(0, a);
+  policy.insert(1, b);
+  policy.insert(2, child);
+  policy.check_invariants();
+  EXPECT_FALSE(policy.is_leaf(0));  // a holds the child (it owns the key)
+  EXPECT_TRUE(policy.is_leaf(1));
+  policy.remove(1, b);
+  EXPECT_TRUE(policy.contains(0));
+  policy.check_invariants();
+  EXPECT_EQ(evict_n(policy, 8), (std::vector<BlockId>{2, 0}));
+  EXPECT_EQ(policy.node_count(), 0u);
+}
+
 // A ghost left by one hash, promoted by a colliding hash with another parent, moves under the
 // new parent; the old parent becomes a leaf again.
 TEST_P(LineageBothOrders, PromotedGhostOfACollidingHashMovesToItsOwnParent) {
