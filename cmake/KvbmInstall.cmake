@@ -1,4 +1,8 @@
-# Install rules: `cmake --install` exports kvbm::kvbm for find_package(kvbm).
+# Install rules: `cmake --install` exports kvbm::kvbm for find_package(kvbm), and kvbm::cuda (the
+# CUDA backend) when this build has it. kvbm::cuda lives in its own export set, so an install
+# without it stays valid; kvbmConfig.cmake loads it (after finding CUDAToolkit, whose CUDA::cudart
+# and CUDA::nvtx3 it links) only when it was exported. Consumers may ask for it explicitly with
+# find_package(kvbm COMPONENTS cuda).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -7,6 +11,18 @@ install(TARGETS kvbm EXPORT kvbmTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY include/kvbm DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT kvbmTargets NAMESPACE kvbm:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/kvbm)
+
+# kvbm_cuda exports as kvbm::cuda (its ALIAS name), not kvbm::kvbm_cuda.
+set(KVBM_EXPORT_CUDA OFF)
+if(TARGET kvbm_cuda)
+  set(KVBM_EXPORT_CUDA ON)
+  set_target_properties(kvbm_cuda PROPERTIES EXPORT_NAME cuda)
+  install(TARGETS kvbm_cuda EXPORT kvbmCudaTargets
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(EXPORT kvbmCudaTargets NAMESPACE kvbm:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/kvbm)
+endif()
+
 configure_package_config_file(cmake/kvbmConfig.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/kvbmConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/kvbm)
