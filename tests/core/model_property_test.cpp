@@ -25,6 +25,25 @@
 namespace kvbm {
 namespace {
 
+// Sanitizer builds run fewer seeds (each step is ~10x slower there); KVBM_MODEL_SEEDS overrides.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define KVBM_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define KVBM_TEST_SANITIZED 1
+#endif
+#endif
+#ifdef KVBM_TEST_SANITIZED
+constexpr std::uint32_t kDefaultSeeds = 25;
+#else
+constexpr std::uint32_t kDefaultSeeds = 80;
+#endif
+
+std::uint32_t seed_count(std::uint32_t fallback) {
+  if (const char* env = std::getenv("KVBM_MODEL_SEEDS")) return static_cast<std::uint32_t>(std::atoi(env));
+  return fallback;
+}
+
 enum class St { Reset, Mutable, Staged, Primary, Duplicate, Inactive };
 
 const char* name(St s) {
@@ -718,8 +737,7 @@ class ModelProperty : public ::testing::TestWithParam<Config> {};
 TEST_P(ModelProperty, RandomSequencesMatchTheModel) {
   const auto cfg = GetParam();
   // KVBM_MODEL_SEEDS widens the search (e.g. 5000 for a soak run); the default keeps the suite fast.
-  std::uint32_t seeds = 80;
-  if (const char* env = std::getenv("KVBM_MODEL_SEEDS")) seeds = static_cast<std::uint32_t>(std::atoi(env));
+  const std::uint32_t seeds = seed_count(kDefaultSeeds);
   constexpr int kSteps = 300;
   for (std::uint32_t seed = 1; seed <= seeds; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
@@ -749,8 +767,7 @@ INSTANTIATE_TEST_SUITE_P(
 // (per tier), is_registered (any tier or weak) and frequency touches (one per hash that is new to
 // the whole registry) are checked across managers after every step of either.
 TEST(ModelPropertyTwoTiers, SharedRegistryMatchesTheModel) {
-  std::uint32_t seeds = 60;
-  if (const char* env = std::getenv("KVBM_MODEL_SEEDS")) seeds = static_cast<std::uint32_t>(std::atoi(env));
+  const std::uint32_t seeds = seed_count(kDefaultSeeds);
   constexpr int kSteps = 300;
   for (std::uint32_t seed = 1; seed <= seeds; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
