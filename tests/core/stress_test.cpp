@@ -241,8 +241,11 @@ TEST_P(Stress, MixedOperationsFromFourThreads) {
   EXPECT_EQ(static_cast<std::size_t>(s.reset_pool_size + s.inactive_pool_size), kBlocks);
   EXPECT_EQ(s.allocations_from_reset + s.evictions, s.allocations);
   EXPECT_GE(s.registrations, s.duplicate_blocks + s.registration_dedup);
-  if (cfg.policy == DuplicationPolicy::Allow) EXPECT_EQ(s.registration_dedup, 0u);
-  if (cfg.policy == DuplicationPolicy::Reject) EXPECT_EQ(s.duplicate_blocks, 0u);
+  if (cfg.policy == DuplicationPolicy::Allow) {
+    EXPECT_EQ(s.registration_dedup, 0u);
+  } else {
+    EXPECT_EQ(s.duplicate_blocks, 0u);
+  }
   // Each eager transition is paired with exactly one late release that found the slot moved on.
   EXPECT_EQ(s.eager_primary_to_inactive, s.release_primary_noop);
   EXPECT_GT(s.registrations, 0u);
