@@ -126,8 +126,13 @@ class OffloadConnector {
       return 0;
     }
     auto& g2_blocks = targets->first;
-    job.done = engine_.copy_blocks(g1_pool_, std::span<LifecyclePinRef>{job.sources}, g2_pool_,
-                                   std::span<MutableBlock<G2>>{g2_blocks}, stream_);
+    try {
+      job.done = engine_.copy_blocks(g1_pool_, std::span<LifecyclePinRef>{job.sources}, g2_pool_,
+                                     std::span<MutableBlock<G2>>{g2_blocks}, stream_);
+    } catch (...) {  // nothing was enqueued: the pins and G2 blocks go back as they are
+      for (const auto& hash : job_hashes) offloading_.erase(hash);
+      throw;
+    }
     for (std::size_t i = 0; i < g2_blocks.size(); ++i) {
       job.copies.push_back(std::move(g2_blocks[i]).stage(job_hashes[i], g2_.block_size()));
     }
