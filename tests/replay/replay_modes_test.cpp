@@ -186,6 +186,20 @@ TEST(ServeMode, TransferEngineCopiesChangeNothingButAreCounted) {
   EXPECT_LE(copied.transfer_copies, copied.offload_blocks + copied.onboard_blocks);
 }
 
+TEST(ServeMode, ASmallPoolQueuesRequests) {
+  ReplayConfig config;
+  config.g1_blocks = 256;
+  const auto small = run_serve_mode(sample(), config);
+  config.g1_blocks = 8192;
+  const auto large = run_serve_mode(sample(), config);
+  EXPECT_GT(small.peak_queue_length, 0u);
+  EXPECT_GT(small.queue_delay_ms.p99, 0.0);
+  EXPECT_LE(small.g1.peak_occupancy, 256u);
+  EXPECT_EQ(large.peak_queue_length, 0u);
+  EXPECT_EQ(large.queue_delay_ms.max, 0.0);
+  EXPECT_GE(small.makespan_s, large.makespan_s);
+}
+
 TEST(ServeMode, RejectsRequestsLargerThanThePool) {
   ReplayConfig config;
   config.g1_blocks = 16;
