@@ -18,6 +18,9 @@
 //   */threads:2                          two threads on one manager
 // transfer_bench.cpp adds TransferEngine (host) throughput vs memcpy and DeviceBlockTable sync
 // bytes per step vs table size.
+#include <absl/container/flat_hash_map.h>
+#include <benchmark/benchmark.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -30,9 +33,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <absl/container/flat_hash_map.h>
-#include <benchmark/benchmark.h>
 
 #include "kvbm/kvbm.hpp"
 
@@ -363,7 +363,8 @@ void run_lifecycle(benchmark::State& state, Manager& manager, std::size_t batch,
   staged.reserve(batch);
   for (auto _ : state) {
     auto blocks = manager.allocate_blocks(batch);
-    for (auto& block : *blocks) staged.push_back(std::move(block).stage(unique_hash(++counter), kBlockSize));
+    for (auto& block : *blocks)
+      staged.push_back(std::move(block).stage(unique_hash(++counter), kBlockSize));
     auto registered = manager.register_blocks(std::move(staged));
     staged.clear();
     drop_tail_first(registered);
@@ -387,7 +388,8 @@ void fill_with_inactive(Manager& manager, std::uint64_t& counter) {
   auto blocks = manager.allocate_blocks(total);
   std::vector<Complete> staged;
   staged.reserve(total);
-  for (auto& block : *blocks) staged.push_back(std::move(block).stage(unique_hash(++counter), kBlockSize));
+  for (auto& block : *blocks)
+    staged.push_back(std::move(block).stage(unique_hash(++counter), kBlockSize));
   auto registered = manager.register_blocks(std::move(staged));
   drop_tail_first(registered);
 }
@@ -547,7 +549,8 @@ void threads_lifecycle(benchmark::State& state) {
   staged.reserve(batch);
   for (auto _ : state) {
     auto blocks = g_shared_lifecycle->allocate_blocks(batch);
-    for (auto& block : *blocks) staged.push_back(std::move(block).stage(unique_hash(++counter), kBlockSize));
+    for (auto& block : *blocks)
+      staged.push_back(std::move(block).stage(unique_hash(++counter), kBlockSize));
     auto registered = g_shared_lifecycle->register_blocks(std::move(staged));
     staged.clear();
     drop_tail_first(registered);
@@ -599,9 +602,7 @@ void register_all() {
         ->Apply(chains);
     RegisterBenchmark(("bulk_drop/" + b).c_str(), bulk_drop, *backend)->Apply(chains);
     RegisterBenchmark(("lifecycle/" + b).c_str(), lifecycle, *backend)->Arg(1)->Arg(32);
-    RegisterBenchmark(("eviction_heavy/" + b).c_str(), eviction_heavy, *backend)
-        ->Arg(1)
-        ->Arg(32);
+    RegisterBenchmark(("eviction_heavy/" + b).c_str(), eviction_heavy, *backend)->Arg(1)->Arg(32);
   }
   RegisterBenchmark("scan_matches/lru", scan_matches)->Apply(chains);
   RegisterBenchmark("weak_upgrade/live", weak_upgrade_live);

@@ -2,14 +2,14 @@
 // bytes, and DeviceBlockTable sync bytes per step against table size. Part of kvbm_bench
 // (registered from block_manager_bench.cpp's main), same floor convention: the label names the
 // floor benchmark measured in the same run (memcpy of the same bytes for the transfers).
+#include <benchmark/benchmark.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <numeric>
 #include <string>
 #include <vector>
-
-#include <benchmark/benchmark.h>
 
 #include "kvbm/device_block_table.hpp"
 #include "kvbm/host_stream.hpp"

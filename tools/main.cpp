@@ -2,6 +2,7 @@
 // This file only parses flags; the replay itself lives in tools/replay/ (kvbm_replay library).
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -9,8 +10,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "kvbm/errors.hpp"
 #include "replay/policy.hpp"
@@ -63,8 +62,9 @@ ReplayReport run_one(const Trace& trace, const std::string& mode, const ReplayCo
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"kvbm-replay: replay a Mooncake-format request trace through kvbm BlockManagers\n"
-               "and report what the KV cache did (hit rates, prefill saved, queueing, evictions)."};
+  CLI::App app{
+      "kvbm-replay: replay a Mooncake-format request trace through kvbm BlockManagers\n"
+      "and report what the KV cache did (hit rates, prefill saved, queueing, evictions)."};
   std::string trace_path = KVBM_REPLAY_DEFAULT_TRACE;
   std::string mode = "serve";
   std::string g2_policy;
@@ -141,8 +141,8 @@ int main(int argc, char** argv) {
       std::cerr << "kvbm-replay: note: --g2-blocks only applies to --mode serve; ignored\n";
     }
     if (trace.bad_lines != 0) {
-      std::cerr << "kvbm-replay: skipped " << trace.bad_lines << " malformed line(s); first: "
-                << trace.first_bad_line_error << '\n';
+      std::cerr << "kvbm-replay: skipped " << trace.bad_lines
+                << " malformed line(s); first: " << trace.first_bad_line_error << '\n';
     }
 
     if (!sweep) {
@@ -166,8 +166,9 @@ int main(int argc, char** argv) {
     }
     // CSV goes to --csv, else to stdout unless stdout carries the JSON array.
     std::ostringstream discarded;
-    std::ostream& csv = !csv_path.empty() ? csv_file : json ? static_cast<std::ostream&>(discarded)
-                                                            : std::cout;
+    std::ostream& csv = !csv_path.empty() ? csv_file
+                        : json            ? static_cast<std::ostream&>(discarded)
+                                          : std::cout;
     csv << csv_header() << '\n';
     nlohmann::json all = nlohmann::json::array();
     for (const auto& name : sweep_policies) {

@@ -1,10 +1,10 @@
 // Cache mode checked against an independent LRU simulation; serve-mode sanity checks.
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <list>
 #include <unordered_map>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "kvbm/errors.hpp"
 #include "replay/simulate.hpp"

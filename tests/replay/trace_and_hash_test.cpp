@@ -1,9 +1,9 @@
 // Trace parsing and hash-id -> SequenceHash mapping.
+#include <gtest/gtest.h>
+
 #include <sstream>
 #include <stdexcept>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "replay/hash_mapping.hpp"
 #include "replay/trace.hpp"
@@ -82,8 +82,7 @@ INSTANTIATE_TEST_SUITE_P(
     Replay, MalformedLine,
     ::testing::Values(
         R"({"timestamp": 1, "input_length": 600, "output_length": 1, "hash_ids": [0, 2])",
-        "not json at all",
-        R"([1, 2, 3])",
+        "not json at all", R"([1, 2, 3])",
         R"({"input_length": 600, "output_length": 1, "hash_ids": [0]})",
         R"({"timestamp": 1, "output_length": 1, "hash_ids": [0]})",
         R"({"timestamp": 1, "input_length": 600, "hash_ids": [0]})",
@@ -105,7 +104,8 @@ TEST(TraceParse, ShippedSampleLoads) {
   EXPECT_EQ(trace.requests.size(), 2000u);
   EXPECT_EQ(trace.bad_lines, 0u);
   for (const auto& request : trace.requests) {
-    ASSERT_EQ(request.hash_ids.size(), (request.input_length + kTraceBlockSize - 1) / kTraceBlockSize)
+    ASSERT_EQ(request.hash_ids.size(),
+              (request.input_length + kTraceBlockSize - 1) / kTraceBlockSize)
         << "line " << request.line;
   }
 }
@@ -136,10 +136,9 @@ TEST(HashMapping, PositionsAndParentsFormAChain) {
     } else {
       EXPECT_EQ(hashes[i].parent_fragment(),
                 hashes[i - 1].fragment_for_child_position(static_cast<std::uint32_t>(i)));
-      EXPECT_EQ(hashes[i],
-                SequenceHash::from_parts(hashes[i].current_fragment(),
-                                         hashes[i - 1].current_fragment(),
-                                         static_cast<std::uint32_t>(i)));
+      EXPECT_EQ(hashes[i], SequenceHash::from_parts(hashes[i].current_fragment(),
+                                                    hashes[i - 1].current_fragment(),
+                                                    static_cast<std::uint32_t>(i)));
     }
   }
 }

@@ -9,8 +9,7 @@
 
 namespace kvbm::replay {
 
-HashMapper::HashMapper(std::uint32_t block_size, std::uint64_t salt,
-                       std::uint32_t trace_block_size)
+HashMapper::HashMapper(std::uint32_t block_size, std::uint64_t salt, std::uint32_t trace_block_size)
     : block_size_{block_size}, per_trace_block_{0}, salt_{salt} {
   const auto power_of_two = [](std::uint32_t n) { return n != 0 && (n & (n - 1)) == 0; };
   if (!power_of_two(block_size) || trace_block_size % block_size != 0) {
@@ -35,11 +34,10 @@ void HashMapper::map_into(std::span<const std::uint64_t> hash_ids,
   std::uint32_t position = 0;
   for (const std::uint64_t id : hash_ids) {
     for (std::uint32_t sub = 0; sub < per_trace_block_; ++sub) {
-      const std::array<Token, 3> pseudo_tokens{static_cast<Token>(id),
-                                               static_cast<Token>(id >> 32), sub};
+      const std::array<Token, 3> pseudo_tokens{static_cast<Token>(id), static_cast<Token>(id >> 32),
+                                               sub};
       const std::uint64_t block_hash = hash_token_block(pseudo_tokens, salt_);
-      const std::uint64_t current =
-          parent ? chain_sequence_hash(*parent, block_hash) : block_hash;
+      const std::uint64_t current = parent ? chain_sequence_hash(*parent, block_hash) : block_hash;
       out.push_back(SequenceHash::from_parts(current, parent, position));
       parent = current;
       ++position;

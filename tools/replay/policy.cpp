@@ -6,10 +6,14 @@ namespace kvbm::replay {
 
 std::string_view policy_name(Policy policy) noexcept {
   switch (policy) {
-    case Policy::Lru: return "lru";
-    case Policy::Fifo: return "fifo";
-    case Policy::MultiLru: return "multi-lru";
-    case Policy::Lineage: return "lineage";
+    case Policy::Lru:
+      return "lru";
+    case Policy::Fifo:
+      return "fifo";
+    case Policy::MultiLru:
+      return "multi-lru";
+    case Policy::Lineage:
+      return "lineage";
   }
   return "?";
 }

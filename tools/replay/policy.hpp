@@ -39,10 +39,18 @@ template <class Tier>
       .registry(registry)
       .duplication_policy(DuplicationPolicy::Reject);
   switch (policy) {
-    case Policy::Lru: builder.lru_backend(); break;
-    case Policy::Fifo: builder.fifo_backend(); break;
-    case Policy::MultiLru: builder.multi_lru_backend(); break;
-    case Policy::Lineage: builder.lineage_backend(); break;
+    case Policy::Lru:
+      builder.lru_backend();
+      break;
+    case Policy::Fifo:
+      builder.fifo_backend();
+      break;
+    case Policy::MultiLru:
+      builder.multi_lru_backend();
+      break;
+    case Policy::Lineage:
+      builder.lineage_backend();
+      break;
   }
   return builder.build();
 }

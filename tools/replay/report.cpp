@@ -142,8 +142,8 @@ void print_summary(std::ostream& os, const ReplayReport& r) {
       row("offloaded G1 -> G2", num(r.offload_blocks) + " blocks, " + human_bytes(r.offload_bytes));
       row("onboarded G2 -> G1", num(r.onboard_blocks) + " blocks, " + human_bytes(r.onboard_bytes));
       if (r.transfer_copies != 0) {
-        row("TransferEngine (host)", num(r.transfer_copies) + " copies, " +
-                                         human_bytes(r.transfer_bytes) + " moved");
+        row("TransferEngine (host)",
+            num(r.transfer_copies) + " copies, " + human_bytes(r.transfer_bytes) + " moved");
       }
     }
     row("decode blocks", num(r.decode_blocks));
@@ -170,13 +170,12 @@ std::string csv_row(const ReplayReport& r) {
   std::ostringstream os;
   os << std::setprecision(6);
   os << r.mode << ',' << r.policy << ',' << r.g1.capacity << ',' << (r.has_g2 ? r.g2.capacity : 0)
-     << ',' << r.block_size << ',' << r.requests << ',' << r.rejected << ','
-     << r.blocks_requested << ',' << r.g1.blocks_hit << ',' << r.hit_rate() << ','
-     << r.g2.blocks_hit << ',' << r.g2_hit_rate() << ',' << r.total_hit_rate() << ','
-     << r.g1.evictions << ',' << r.g2.evictions << ',' << r.prefill_tokens_saved << ','
-     << r.prompt_tokens << ',' << r.offload_bytes << ',' << r.onboard_bytes << ','
-     << r.queue_delay_ms.p50 << ',' << r.queue_delay_ms.p99 << ',' << r.g1.peak_occupancy << ','
-     << r.wall_seconds;
+     << ',' << r.block_size << ',' << r.requests << ',' << r.rejected << ',' << r.blocks_requested
+     << ',' << r.g1.blocks_hit << ',' << r.hit_rate() << ',' << r.g2.blocks_hit << ','
+     << r.g2_hit_rate() << ',' << r.total_hit_rate() << ',' << r.g1.evictions << ','
+     << r.g2.evictions << ',' << r.prefill_tokens_saved << ',' << r.prompt_tokens << ','
+     << r.offload_bytes << ',' << r.onboard_bytes << ',' << r.queue_delay_ms.p50 << ','
+     << r.queue_delay_ms.p99 << ',' << r.g1.peak_occupancy << ',' << r.wall_seconds;
   return os.str();
 }
 

@@ -4,11 +4,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace kvbm::replay {
 
@@ -38,13 +37,13 @@ struct ReplayReport {
   std::uint64_t bad_lines = 0;  ///< malformed trace lines skipped (--skip-bad-lines)
 
   // G1 (and G2 in serve mode with --g2-blocks)
-  std::uint64_t blocks_requested = 0;     ///< prompt blocks of the admitted requests
+  std::uint64_t blocks_requested = 0;  ///< prompt blocks of the admitted requests
   TierReport g1;
   bool has_g2 = false;
   TierReport g2;
-  std::uint64_t dedup_registrations = 0;  ///< registrations answered with an existing primary
-  std::uint64_t prompt_tokens = 0;        ///< input tokens of the admitted requests
-  std::uint64_t prefill_tokens_saved = 0; ///< input tokens served from a cache tier
+  std::uint64_t dedup_registrations = 0;   ///< registrations answered with an existing primary
+  std::uint64_t prompt_tokens = 0;         ///< input tokens of the admitted requests
+  std::uint64_t prefill_tokens_saved = 0;  ///< input tokens served from a cache tier
 
   // serve mode
   std::uint64_t decode_blocks = 0;

@@ -50,8 +50,8 @@ struct Event {
 
 struct Running {
   std::vector<SequenceHash> hashes;
-  std::vector<ImmutableBlock<G1>> prompt;  // matched, onboarded, then computed (in order)
-  std::vector<MutableBlock<G1>> computing; // misses being prefilled, registered at PrefillDone
+  std::vector<ImmutableBlock<G1>> prompt;   // matched, onboarded, then computed (in order)
+  std::vector<MutableBlock<G1>> computing;  // misses being prefilled, registered at PrefillDone
   std::vector<MutableBlock<G1>> decode;
   std::size_t decode_left = 0;  // reserved decode blocks not allocated yet
   double decode_start_ms = 0;
@@ -106,8 +106,7 @@ class ServeSimulator {
                                    config.block_size, registry_));
       if (config.copy_bytes_per_block != 0) {
         transfers_ = std::make_unique<HostTransfers>(g1_.id(), config.g1_blocks, g2_->id(),
-                                                     config.g2_blocks,
-                                                     config.copy_bytes_per_block);
+                                                     config.g2_blocks, config.copy_bytes_per_block);
       }
     }
     block_bytes_ = config.kv_bytes_per_token * config.block_size;
@@ -143,9 +142,15 @@ class ServeSimulator {
           on_arrival(event);
           if (progress && ++arrived % 256 == 0) progress(arrived, total);
           break;
-        case EventKind::PrefillDone: on_prefill_done(event); break;
-        case EventKind::DecodeBlock: on_decode_block(event); break;
-        case EventKind::Finish: on_finish(event); break;
+        case EventKind::PrefillDone:
+          on_prefill_done(event);
+          break;
+        case EventKind::DecodeBlock:
+          on_decode_block(event);
+          break;
+        case EventKind::Finish:
+          on_finish(event);
+          break;
       }
     }
     if (progress) progress(total, total);
@@ -244,8 +249,8 @@ class ServeSimulator {
     const double uncached_tokens = static_cast<double>(request.input_length - cached_tokens);
     double prefill_ms = 1000.0 * uncached_tokens / config_.prefill_tokens_per_s;
     if (onboarded != 0 && config_.onboard_gb_per_s > 0) {
-      prefill_ms += 1000.0 * static_cast<double>(onboarded * block_bytes_) /
-                    (config_.onboard_gb_per_s * 1e9);
+      prefill_ms +=
+          1000.0 * static_cast<double>(onboarded * block_bytes_) / (config_.onboard_gb_per_s * 1e9);
     }
     push(now_ms + prefill_ms, EventKind::PrefillDone, index);
   }
@@ -333,8 +338,8 @@ class ServeSimulator {
     if (!slots) return;
     if (transfers_) {
       const std::size_t first_evicted = fresh.size() - evicted.size();
-      const auto sources = std::span(fresh).subspan(first_evicted).last(
-          std::min(room, evicted.size()));
+      const auto sources =
+          std::span(fresh).subspan(first_evicted).last(std::min(room, evicted.size()));
       transfers_->offload(sources, std::span(*slots).first(sources.size()));
     }
     std::vector<CompleteBlock<G2>> staged;

@@ -25,8 +25,8 @@ namespace kvbm::replay {
 
 struct ReplayConfig {
   Policy policy = Policy::Lineage;  // the sweep winner, see docs/replay.md
-  std::size_t g1_blocks = 1024;  ///< ~64 GiB of KV at 128 KiB/token: one H100, 8B model
-  std::size_t g2_blocks = 0;  ///< 0: no second tier
+  std::size_t g1_blocks = 1024;     ///< ~64 GiB of KV at 128 KiB/token: one H100, 8B model
+  std::size_t g2_blocks = 0;        ///< 0: no second tier
   std::optional<Policy> g2_policy;  ///< G2's eviction policy; default: the same as G1's
   std::uint32_t block_size = kTraceBlockSize;
   std::uint64_t salt = 0;

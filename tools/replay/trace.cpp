@@ -3,7 +3,6 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 namespace kvbm::replay {
@@ -54,8 +53,9 @@ TraceRequest parse_trace_line(const std::string& text, std::size_t line_number) 
   request.hash_ids.reserve(ids->size());
   for (const auto& id : *ids) {
     if (!id.is_number_unsigned()) {
-      throw TraceError(line_number, "field \"hash_ids\" holds a value that is not a "
-                                    "non-negative integer");
+      throw TraceError(line_number,
+                       "field \"hash_ids\" holds a value that is not a "
+                       "non-negative integer");
     }
     request.hash_ids.push_back(id.get<std::uint64_t>());
   }

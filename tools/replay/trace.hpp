@@ -29,9 +29,9 @@ struct TraceRequest {
 
 struct Trace {
   std::vector<TraceRequest> requests;
-  std::size_t bad_lines = 0;             ///< malformed lines skipped (only with skip_bad_lines)
-  std::size_t first_bad_line = 0;        ///< 1-based, 0 when none
-  std::string first_bad_line_error;      ///< why the first skipped line was rejected
+  std::size_t bad_lines = 0;         ///< malformed lines skipped (only with skip_bad_lines)
+  std::size_t first_bad_line = 0;    ///< 1-based, 0 when none
+  std::string first_bad_line_error;  ///< why the first skipped line was rejected
 };
 
 /// A malformed trace line (or an unreadable file when line() == 0).
