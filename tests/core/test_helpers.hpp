@@ -95,7 +95,20 @@ struct ManagerOptions {
   std::uint32_t block_size = kTestBlockSize;
   DuplicationPolicy policy = DuplicationPolicy::Allow;
   bool default_reset_on_release = false;
+  EvictionBackend backend = EvictionBackend::Lru;
+  LineageEviction lineage = LineageEviction::Tick;
 };
+
+template <class Builder>
+Builder& apply_backend(Builder& b, EvictionBackend backend, LineageEviction lineage) {
+  switch (backend) {
+    case EvictionBackend::Fifo: return b.fifo_backend();
+    case EvictionBackend::Lru: return b.lru_backend();
+    case EvictionBackend::MultiLru: return b.multi_lru_backend();
+    case EvictionBackend::Lineage: return b.lineage_backend(lineage);
+  }
+  return b;
+}
 
 inline BlockRegistry make_registry() {
   return BlockRegistry::builder().frequency_tracker(FrequencyTrackingCapacity::Medium).build();
@@ -103,14 +116,13 @@ inline BlockRegistry make_registry() {
 
 template <class Tier = G1>
 BlockManager<Tier> make_manager(const ManagerOptions& o, const BlockRegistry& registry) {
-  return BlockManager<Tier>::builder()
-      .block_count(o.block_count)
+  auto builder = BlockManager<Tier>::builder();
+  builder.block_count(o.block_count)
       .block_size(o.block_size)
       .registry(registry)
       .duplication_policy(o.policy)
-      .lru_backend()
-      .default_reset_on_release(o.default_reset_on_release)
-      .build();
+      .default_reset_on_release(o.default_reset_on_release);
+  return apply_backend(builder, o.backend, o.lineage).build();
 }
 
 /// `create_test_manager(n)`: LRU, block size 4, registry with a Medium TinyLFU tracker.
