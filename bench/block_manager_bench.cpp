@@ -63,6 +63,9 @@ const std::vector<Backend> kBackends = {
     {"lineage", [](Manager::Builder& b) { b.lineage_backend(); }, false},
 };
 const Backend& lru_backend() { return kBackends.front(); }
+/// LRU over a registry with a TinyLFU tracker (Medium, the registry default size): measures
+/// what the frequency touches add to a match.
+const Backend kLruTinyLfu{"lru+tinylfu", [](Manager::Builder& b) { b.lru_backend(); }, true};
 
 Manager make_manager(const Backend& backend, std::size_t blocks, bool reset_on_release = false) {
   auto registry = BlockRegistry::builder();
@@ -596,6 +599,7 @@ void register_all() {
   RegisterBenchmark("floor/scaling", floor_scaling)->Apply(pools);
 
   RegisterBenchmark("match_blocks_active_hit/lru", match_active, lru_backend())->Apply(chains);
+  RegisterBenchmark("match_blocks_active_hit/lru+tinylfu", match_active, kLruTinyLfu)->Apply(chains);
   for (const Backend* backend : available_backends()) {
     const std::string b = backend->name;
     RegisterBenchmark(("match_blocks_inactive_hit/" + b).c_str(), match_inactive, *backend)

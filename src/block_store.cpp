@@ -681,7 +681,7 @@ void BlockStore::registry_release(RegistryEntry* entry) noexcept { state_->core-
 void BlockStore::touch_all(std::span<const SequenceHash> hashes) const {
   const auto& tracker = state_->core->tracker();
   if (!tracker) return;
-  for (const SequenceHash& hash : hashes) tracker->touch(hash.as_u128());
+  if (!hashes.empty()) tracker->touch_many(hashes);
 }
 void BlockStore::touch_one(const SequenceHash& hash) const {
   if (const auto& tracker = state_->core->tracker()) tracker->touch(hash.as_u128());

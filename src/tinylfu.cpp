@@ -1,7 +1,5 @@
 #include "kvbm/tinylfu.hpp"
 
-#include <xxhash.h>
-
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -14,24 +12,36 @@ namespace {
 constexpr std::uint64_t kLowBitOfEachNibble = 0x1111'1111'1111'1111ull;
 constexpr std::uint64_t kHalveMask = 0x7777'7777'7777'7777ull;
 
-/// The four (word, nibble) counters of a key: row i hashes the key's 16 little-endian bytes with
-/// xxh3-64 seeded i; word = h mod width, nibble = h & 15 (spec pools §4, bit-exact).
+/// The four (word, nibble) counters of a key, by double hashing (h_i = a + i*b) from one mix of
+/// the key. Keys are sequence hashes (already xxh3 output), so a 64-bit finalizer is enough and
+/// one mix replaces four seeded xxh3 calls. The nibble comes from the top bits, independent of
+/// the word index (taking both from the low bits, as the original does, makes a word use one
+/// nibble per index and wastes 15 of its 16 counters).
 struct Cells {
   std::array<std::uint64_t, TinyLfu::kDepth> word;
   std::array<unsigned, TinyLfu::kDepth> shift;
 };
 
+constexpr std::uint64_t fmix64(std::uint64_t x) noexcept {
+  x ^= x >> 33;
+  x *= 0xFF51AFD7ED558CCDull;
+  x ^= x >> 33;
+  x *= 0xC4CEB9FE1A85EC53ull;
+  x ^= x >> 33;
+  return x;
+}
+
 Cells cells_of(u128 key, std::uint64_t width) noexcept {
-  std::array<unsigned char, 16> bytes{};
-  for (int i = 0; i < 16; ++i) bytes[i] = static_cast<unsigned char>(key >> (8 * i));
-  // h mod width, as a mask when width is a power of two (every FrequencyTrackingCapacity is):
-  // the same value without four 64-bit divisions.
+  const auto lo = static_cast<std::uint64_t>(key);
+  const auto hi = static_cast<std::uint64_t>(key >> 64);
+  const std::uint64_t a = fmix64(lo ^ std::rotl(hi, 29) ^ 0x9E3779B97F4A7C15ull);
+  const std::uint64_t b = fmix64(hi ^ std::rotl(lo, 17) ^ 0xD6E8FEB86659FD93ull) | 1;
   const bool pow2 = (width & (width - 1)) == 0;
   Cells cells{};
   for (std::uint32_t row = 0; row < TinyLfu::kDepth; ++row) {
-    const std::uint64_t h = XXH3_64bits_withSeed(bytes.data(), bytes.size(), row);
+    const std::uint64_t h = a + row * b;
     cells.word[row] = pow2 ? (h & (width - 1)) : h % width;
-    cells.shift[row] = static_cast<unsigned>(h & 15) * 4;
+    cells.shift[row] = static_cast<unsigned>(h >> 60) * 4;
   }
   return cells;
 }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "kvbm/sequence_hash.hpp"
 
@@ -17,6 +18,10 @@ class FrequencyTracker {
  public:
   virtual ~FrequencyTracker() = default;
   virtual void touch(u128 key) = 0;
+  /// One touch per hash; trackers with a lock override it to take the lock once per batch.
+  virtual void touch_many(std::span<const SequenceHash> keys) {
+    for (const SequenceHash& key : keys) touch(key.as_u128());
+  }
   /// Estimated touches of `key` (an upper bound of the true count until the estimator decays).
   [[nodiscard]] virtual std::uint32_t count(u128 key) const = 0;
 };

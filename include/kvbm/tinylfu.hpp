@@ -5,7 +5,8 @@
 // counted increments all counters halve (aging). estimate() is the minimum of the four counters,
 // never below the true count of a key until the first halving.
 // Thread safety: TinyLfu itself is not synchronised; TinyLfuTracker wraps it in a mutex.
-// Complexity: O(1) per operation (four xxh3 hashes); reset is O(width).
+// Cells: double hashing (four cells from one 64-bit mix of the key; keys are already hashes).
+// Complexity: O(1) per operation; halving is O(width).
 #pragma once
 
 #include <cstdint>
@@ -51,6 +52,10 @@ class TinyLfuTracker final : public FrequencyTracker {
   void touch(u128 key) override {
     std::lock_guard lock{mutex_};
     sketch_.increment(key);
+  }
+  void touch_many(std::span<const SequenceHash> keys) override {
+    std::lock_guard lock{mutex_};
+    for (const SequenceHash& key : keys) sketch_.increment(key.as_u128());
   }
   [[nodiscard]] std::uint32_t count(u128 key) const override {
     std::lock_guard lock{mutex_};
