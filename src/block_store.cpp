@@ -574,6 +574,7 @@ void BlockStore::register_staged(
       emit(ImmutableRef{id, generation, hash});
     }
     metrics_.registrations.fetch_add(count, std::memory_order_relaxed);
+    metrics_.inflight_immutable.fetch_add(static_cast<std::int64_t>(count), std::memory_order_relaxed);
     lock.unlock();
     for (std::size_t i = 0; i < deferred.store_unrefs; ++i) unref();
   }
@@ -595,6 +596,7 @@ std::size_t BlockStore::match_prefix(std::span<const SequenceHash> hashes,
   }
   metrics_.match_hashes_requested.fetch_add(hashes.size(), std::memory_order_relaxed);
   metrics_.match_blocks_returned.fetch_add(found, std::memory_order_relaxed);
+  metrics_.inflight_immutable.fetch_add(static_cast<std::int64_t>(found), std::memory_order_relaxed);
   return found;
 }
 
@@ -615,13 +617,16 @@ std::size_t BlockStore::scan(std::span<const SequenceHash> hashes,
   }
   metrics_.scan_hashes_requested.fetch_add(hashes.size(), std::memory_order_relaxed);
   metrics_.scan_blocks_returned.fetch_add(found, std::memory_order_relaxed);
+  metrics_.inflight_immutable.fetch_add(static_cast<std::int64_t>(found), std::memory_order_relaxed);
   return found;
 }
 
 std::optional<ImmutableRef> BlockStore::acquire(const SequenceHash& hash) {
   KVBM_NVTX_RANGE("upgrade_weak_block");
   KVBM_LOCKED(locked);
-  return locked.acquire(hash);
+  auto ref = locked.acquire(hash);
+  if (ref) metrics_.inflight_immutable.fetch_add(1, std::memory_order_relaxed);
+  return ref;
 }
 
 void BlockStore::set_reset_on_release(BlockId id, std::uint32_t generation, bool value) noexcept {

@@ -201,11 +201,10 @@ class ImmutableBlock {
 
  private:
   friend struct detail::BlockAccess;
-  /// Adopts one strong reference already taken by the store.
+  /// Adopts one strong reference already taken by the store, which also counted the handle in
+  /// inflight_immutable (once per call, not per block).
   ImmutableBlock(detail::BlockStore* store, const detail::ImmutableRef& ref) noexcept
-      : store_{store}, block_id_{ref.block_id}, generation_{ref.generation}, hash_{ref.hash} {
-    store_->metrics().inflight_immutable.fetch_add(1, std::memory_order_relaxed);
-  }
+      : store_{store}, block_id_{ref.block_id}, generation_{ref.generation}, hash_{ref.hash} {}
 
   detail::BlockStore* store_;
   BlockId block_id_;
@@ -242,6 +241,7 @@ class WeakBlock {
   /// reference was taken from a duplicate that is gone.
   [[nodiscard]] std::optional<ImmutableBlock<Tier>> upgrade() const {
     if (store_->slot_try_retain(block_id_, generation_)) {
+      store_->metrics().inflight_immutable.fetch_add(1, std::memory_order_relaxed);
       return detail::BlockAccess::make<ImmutableBlock<Tier>>(
           store_.get(), detail::ImmutableRef{block_id_, generation_, hash_});
     }

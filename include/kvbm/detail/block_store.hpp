@@ -147,7 +147,8 @@ class BlockStore {
   void release_mutable(BlockId id) noexcept;                     // Mutable -> Reset, unref
   void release_staged(BlockId id) noexcept;                      // Staged -> Reset, unref
   /// Registers `count` staged blocks (each input consumes one store reference of a
-  /// CompleteBlock). Emits one ImmutableRef per input, in order.
+  /// CompleteBlock). Emits one ImmutableRef per input, in order. Every emitting call counts its
+  /// handles in inflight_immutable once, so handles built from its refs must not count again.
   void register_staged(std::size_t count, FunctionRef<std::pair<BlockId, SequenceHash>(std::size_t)> input,
                        FunctionRef<void(const ImmutableRef&)> emit);
   /// Prefix walk; returns how many were emitted.
