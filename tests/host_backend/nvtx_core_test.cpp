@@ -5,6 +5,8 @@
 // slot's fence; each must push its range in the "kvbm" domain, with its count as payload.
 #include <gtest/gtest.h>
 
+#include "nvtx_records.hpp"
+
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -21,19 +23,6 @@
 
 namespace kvbm {
 namespace {
-
-/// The injection library's records so far (cleared by the read), as in nvtx_test.cpp.
-std::vector<std::string> take_records() {
-  const char* path = std::getenv("NVTX_INJECTION64_PATH");
-  if (path == nullptr) return {};
-  void* library = dlopen(path, RTLD_NOW | RTLD_NOLOAD);  // NVTX loaded it on first use
-  if (library == nullptr) return {};
-  auto* read = reinterpret_cast<void (*)(void*)>(dlsym(library, "kvbm_nvtx_test_records"));
-  std::vector<std::string> records;
-  if (read != nullptr) read(&records);
-  dlclose(library);
-  return records;
-}
 
 /// A fence whose work runs when someone waits for it (like a lazily flushed stream): not ready
 /// until wait() is called, so a blocking allocation deterministically has to wait on it.
@@ -96,7 +85,7 @@ TEST(Nvtx, CoreOperationsOpenRangesInTheKvbmDomain) {
   EXPECT_TRUE(manager.allocate_blocks_blocking(4).has_value());  // allocate_blocks#4 x2, wait_for_fences#4
   manager.check_invariants();
 
-  const auto records = take_records();
+  const auto records = test::take_nvtx_records();
   ASSERT_FALSE(records.empty()) << "the injection library recorded nothing";
   const auto pushed = [&](const std::string& range) {
     return std::count(records.begin(), records.end(), "push:kvbm:" + range);

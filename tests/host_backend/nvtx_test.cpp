@@ -2,6 +2,8 @@
 // NVTX_INJECTION64_PATH pointing at the recording injection library (nvtx_injection.cpp).
 #include <gtest/gtest.h>
 
+#include "nvtx_records.hpp"
+
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -17,22 +19,6 @@
 
 namespace kvbm {
 namespace {
-
-std::vector<std::string> take_records() {
-  const char* path = std::getenv("NVTX_INJECTION64_PATH");
-  if (path == nullptr) return {};
-  void* library = dlopen(path, RTLD_NOW | RTLD_NOLOAD);  // NVTX loaded it on first use
-  if (library == nullptr) return {};
-  auto* read = reinterpret_cast<void (*)(void*)>(dlsym(library, "kvbm_nvtx_test_records"));
-  std::vector<std::string> records;
-  if (read != nullptr) read(&records);
-  dlclose(library);
-  return records;
-}
-
-bool contains(const std::vector<std::string>& records, const std::string& line) {
-  return std::find(records.begin(), records.end(), line) != records.end();
-}
 
 void helper_with_range() { KVBM_NVTX_RANGE("test_helper"); }
 
@@ -60,13 +46,13 @@ TEST(Nvtx, RangesAreEmittedInTheKvbmDomain) {
   engine.copy_blocks(pa, std::vector<BlockId>{0, 1, 2}, pb, std::vector<BlockId>{1, 2, 3}, stream)
       .wait();
 
-  const auto records = take_records();
+  const auto records = test::take_nvtx_records();
   ASSERT_FALSE(records.empty()) << "the injection library recorded nothing";
-  EXPECT_TRUE(contains(records, "domain:kvbm"));
-  EXPECT_TRUE(contains(records, "push:kvbm:test_helper"));
-  EXPECT_TRUE(contains(records, "push:kvbm:DeviceBlockTable::sync#2"));
-  EXPECT_TRUE(contains(records, "push:kvbm:DeviceBlockTable::prepare_batch#1"));
-  EXPECT_TRUE(contains(records, "push:kvbm:TransferEngine::copy_blocks#3"));
+  EXPECT_TRUE(test::contains_record(records, "domain:kvbm"));
+  EXPECT_TRUE(test::contains_record(records, "push:kvbm:test_helper"));
+  EXPECT_TRUE(test::contains_record(records, "push:kvbm:DeviceBlockTable::sync#2"));
+  EXPECT_TRUE(test::contains_record(records, "push:kvbm:DeviceBlockTable::prepare_batch#1"));
+  EXPECT_TRUE(test::contains_record(records, "push:kvbm:TransferEngine::copy_blocks#3"));
   const auto pushes = std::count_if(records.begin(), records.end(),
                                     [](const std::string& r) { return r.rfind("push:kvbm:", 0) == 0; });
   const auto pops = std::count(records.begin(), records.end(), std::string{"pop:kvbm"});
