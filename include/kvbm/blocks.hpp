@@ -10,6 +10,9 @@
 // Thread safety: a handle is a value (use one from one thread at a time); different handles,
 // including copies of the same ImmutableBlock, may be used and dropped on any thread.
 // Handles keep their manager's pool alive even after every BlockManager copy is gone.
+// Complexity: O(1) per handle operation. Copies and non-final drops of ImmutableBlock and pins
+// are lock-free; drops of Mutable/Complete blocks and the final drop of a registered slot take
+// the pool mutex once.
 #pragma once
 
 #include <cstddef>
