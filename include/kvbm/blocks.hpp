@@ -71,13 +71,19 @@ class MutableBlock {
   ~MutableBlock() { release(); }
 
   [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
-  [[nodiscard]] std::size_t block_size() const noexcept { return store_->block_size(); }
-  [[nodiscard]] ManagerId manager_id() const noexcept { return store_->id(); }
+  [[nodiscard]] std::size_t block_size() const {
+    return detail::live_store(store_, "MutableBlock::block_size").block_size();
+  }
+  [[nodiscard]] ManagerId manager_id() const {
+    return detail::live_store(store_, "MutableBlock::manager_id").id();
+  }
   /// False once moved from.
   [[nodiscard]] bool valid() const noexcept { return store_ != nullptr; }
   /// Attaches a fence for asynchronous work on this slot (a copy reading or writing it): the
   /// slot is not handed out again, after every handle is gone, until the fence is ready.
-  void add_fence(Fence fence) const { store_->add_fence(block_id_, std::move(fence)); }
+  void add_fence(Fence fence) const {
+    detail::live_store(store_, "MutableBlock::add_fence").add_fence(block_id_, std::move(fence));
+  }
 
   /// Stages the block with the token block's sequence hash. Throws BlockSizeMismatch (block
   /// untouched, still owned by *this) if the token block's size differs from the pool's.
@@ -86,7 +92,7 @@ class MutableBlock {
   }
   /// Same with an explicit hash; `block_size` is the number of tokens the caller filled.
   [[nodiscard]] CompleteBlock<Tier> stage(const SequenceHash& hash, std::size_t block_size) && {
-    if (block_size != store_->block_size()) {
+    if (block_size != detail::live_store(store_, "MutableBlock::stage").block_size()) {
       throw BlockSizeMismatch(store_->block_size(), block_size);
     }
     store_->stage(block_id_, hash);
@@ -127,16 +133,22 @@ class CompleteBlock {
 
   [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
   [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
-  [[nodiscard]] std::size_t block_size() const noexcept { return store_->block_size(); }
-  [[nodiscard]] ManagerId manager_id() const noexcept { return store_->id(); }
+  [[nodiscard]] std::size_t block_size() const {
+    return detail::live_store(store_, "CompleteBlock::block_size").block_size();
+  }
+  [[nodiscard]] ManagerId manager_id() const {
+    return detail::live_store(store_, "CompleteBlock::manager_id").id();
+  }
   [[nodiscard]] bool valid() const noexcept { return store_ != nullptr; }
   /// Attaches a fence for asynchronous work on this slot (a copy reading or writing it): the
   /// slot is not handed out again, after every handle is gone, until the fence is ready.
-  void add_fence(Fence fence) const { store_->add_fence(block_id_, std::move(fence)); }
+  void add_fence(Fence fence) const {
+    detail::live_store(store_, "CompleteBlock::add_fence").add_fence(block_id_, std::move(fence));
+  }
 
   /// Rolls the block back to mutable (its evict-on-reset flag returns to the pool default).
   [[nodiscard]] MutableBlock<Tier> reset() && {
-    store_->unstage(block_id_);
+    detail::live_store(store_, "CompleteBlock::reset").unstage(block_id_);
     return MutableBlock<Tier>(std::exchange(store_, nullptr), block_id_);
   }
 
@@ -183,24 +195,31 @@ class ImmutableBlock {
 
   [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
   [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
-  [[nodiscard]] ManagerId manager_id() const noexcept { return store_->id(); }
+  [[nodiscard]] ManagerId manager_id() const {
+    return detail::live_store(store_, "ImmutableBlock::manager_id").id();
+  }
   /// Live strong references to this slot's tenancy: handles, pins and duplicate keep-alives.
-  [[nodiscard]] std::size_t use_count() const noexcept { return store_->slot_use_count(block_id_); }
+  [[nodiscard]] std::size_t use_count() const {
+    return detail::live_store(store_, "ImmutableBlock::use_count").slot_use_count(block_id_);
+  }
   [[nodiscard]] WeakBlock<Tier> downgrade() const;
   /// A type-erased keepalive of this slot (counted in use_count(), not in inflight_immutable).
-  [[nodiscard]] LifecyclePinRef pin() const noexcept {
-    store_->slot_retain(block_id_);
+  [[nodiscard]] LifecyclePinRef pin() const {
+    detail::live_store(store_, "ImmutableBlock::pin").slot_retain(block_id_);
     return LifecyclePinRef(store_, block_id_, generation_, hash_);
   }
   /// When set, the last release frees the slot instead of caching it. Shared by every copy
   /// (last writer wins); ignored for duplicates; reset when the slot is next allocated.
-  void set_evict_on_reset(bool value) const noexcept {
-    store_->set_reset_on_release(block_id_, generation_, value);
+  void set_evict_on_reset(bool value) const {
+    detail::live_store(store_, "ImmutableBlock::set_evict_on_reset")
+        .set_reset_on_release(block_id_, generation_, value);
   }
   [[nodiscard]] bool valid() const noexcept { return store_ != nullptr; }
   /// Attaches a fence for asynchronous work on this slot (a copy reading or writing it): the
   /// slot is not handed out again, after every handle is gone, until the fence is ready.
-  void add_fence(Fence fence) const { store_->add_fence(block_id_, std::move(fence)); }
+  void add_fence(Fence fence) const {
+    detail::live_store(store_, "ImmutableBlock::add_fence").add_fence(block_id_, std::move(fence));
+  }
 
  private:
   friend struct detail::BlockAccess;
@@ -243,6 +262,7 @@ class WeakBlock {
   /// (evicted). Never touches the frequency tracker. May return the primary when the weak
   /// reference was taken from a duplicate that is gone.
   [[nodiscard]] std::optional<ImmutableBlock<Tier>> upgrade() const {
+    detail::live_store(store_.get(), "WeakBlock::upgrade");
     if (store_->slot_try_retain(block_id_, generation_)) {
       store_->metrics().inflight_immutable.fetch_add(1, std::memory_order_relaxed);
       return detail::BlockAccess::make<ImmutableBlock<Tier>>(
@@ -270,7 +290,8 @@ class WeakBlock {
 
 template <class Tier>
 WeakBlock<Tier> ImmutableBlock<Tier>::downgrade() const {
-  detail::RegistryEntry* entry = store_->registry_acquire(hash_);
+  detail::RegistryEntry* entry =
+      detail::live_store(store_, "ImmutableBlock::downgrade").registry_acquire(hash_);
   store_->retain();
   return WeakBlock<Tier>(detail::StorePtr(store_), entry, block_id_, generation_, hash_);
 }

@@ -39,6 +39,12 @@ class BlockSizeMismatch : public Error {
   std::size_t actual_;
 };
 
+/// A handle was used after it was moved from (or consumed by a transition): it names no slot.
+class InvalidHandle : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A sequence-hash position outside the representable range (>= 2^24).
 class PositionOutOfRange : public Error {
  public:

@@ -39,16 +39,23 @@ class LifecyclePinRef {
     if (store_ != nullptr) store_->slot_release(block_id_, generation_);
   }
 
-  [[nodiscard]] ManagerId manager_id() const noexcept { return store_->id(); }
+  [[nodiscard]] ManagerId manager_id() const {
+    return detail::live_store(store_, "LifecyclePinRef::manager_id").id();
+  }
   [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
   [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
   /// Attaches a fence for asynchronous work on this slot (e.g. an offload copy reading it): the
   /// slot is not handed out again, after every handle and pin is gone, until it is ready.
-  void add_fence(Fence fence) const { store_->add_fence(block_id_, std::move(fence)); }
+  void add_fence(Fence fence) const {
+    detail::live_store(store_, "LifecyclePinRef::add_fence").add_fence(block_id_, std::move(fence));
+  }
   /// Strong references to the slot's tenancy (blocks, pins, duplicate keep-alives); diagnostics.
-  [[nodiscard]] std::size_t use_count() const noexcept { return store_->slot_use_count(block_id_); }
+  [[nodiscard]] std::size_t use_count() const {
+    return detail::live_store(store_, "LifecyclePinRef::use_count").slot_use_count(block_id_);
+  }
 
   friend std::ostream& operator<<(std::ostream& os, const LifecyclePinRef& pin) {
+    if (pin.store_ == nullptr) return os << "LifecyclePinRef{moved-from}";
     return os << "LifecyclePinRef{" << pin.manager_id() << ", block " << pin.block_id_ << ", "
               << pin.hash_ << ", use_count " << pin.use_count() << '}';
   }

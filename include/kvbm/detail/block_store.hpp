@@ -20,10 +20,12 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "kvbm/detail/function_ref.hpp"
+#include "kvbm/errors.hpp"
 #include "kvbm/fence.hpp"
 #include "kvbm/metrics.hpp"
 #include "kvbm/sequence_hash.hpp"
@@ -193,6 +195,14 @@ class BlockStore {
   StoreMetrics metrics_;
   std::unique_ptr<StoreState> state_;
 };
+
+/// The store behind a handle; throws InvalidHandle naming `operation` for a moved-from handle.
+inline BlockStore& live_store(BlockStore* store, const char* operation) {
+  if (store == nullptr) {
+    throw InvalidHandle(std::string(operation) + " on a moved-from handle (it names no slot)");
+  }
+  return *store;
+}
 
 /// Intrusive owning pointer to a store (what a BlockManager holds).
 class StorePtr {
