@@ -358,6 +358,27 @@ void bulk_drop(benchmark::State& state, const Backend& backend) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n * kDropBatches));
 }
 
+// bulk_drop through BlockManager::release_blocks: one pool-lock acquisition per batch.
+void bulk_release(benchmark::State& state, const Backend& backend) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  set_floor(state, floor_name("release", state.range(0)));
+  auto manager = make_manager(backend, 2 * n * kDropBatches);
+  std::vector<std::vector<SequenceHash>> chains;
+  for (std::size_t k = 0; k < kDropBatches; ++k) {
+    chains.push_back(token_chain(n, kSalt + k));
+    auto blocks = register_chain(manager, chains.back());
+    drop_tail_first(blocks);
+  }
+  std::vector<std::vector<Immutable>> batches(kDropBatches);
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (std::size_t k = 0; k < kDropBatches; ++k) batches[k] = manager.match_blocks(chains[k]);
+    state.ResumeTiming();
+    for (auto& batch : batches) manager.release_blocks(std::move(batch));
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n * kDropBatches));
+}
+
 // allocate -> stage -> register -> drop with a fresh hash per block; `manager` decides whether
 // the drop caches (eviction-heavy) or frees the slot (plain lifecycle).
 void run_lifecycle(benchmark::State& state, Manager& manager, std::size_t batch,
@@ -605,6 +626,7 @@ void register_all() {
     RegisterBenchmark(("match_blocks_inactive_hit/" + b).c_str(), match_inactive, *backend)
         ->Apply(chains);
     RegisterBenchmark(("bulk_drop/" + b).c_str(), bulk_drop, *backend)->Apply(chains);
+    RegisterBenchmark(("bulk_release/" + b).c_str(), bulk_release, *backend)->Apply(chains);
     RegisterBenchmark(("lifecycle/" + b).c_str(), lifecycle, *backend)->Arg(1)->Arg(32);
     RegisterBenchmark(("eviction_heavy/" + b).c_str(), eviction_heavy, *backend)->Arg(1)->Arg(32);
   }

@@ -291,6 +291,22 @@ struct Locked {
     drop_strong(primary, primary_generation);
   }
 
+  /// The holder that brought a tenancy's count to zero releases it, unless a lookup already
+  /// moved the slot on (the generation changed): then it does nothing.
+  void release_last(BlockId id, std::uint32_t generation) noexcept {
+    Slot& slot = s.slots[id];
+    const auto word = refs[id].load(std::memory_order_acquire);
+    if (ref_generation(word) != generation || ref_count(word) != 0) {
+      m.release_primary_noop.fetch_add(1, std::memory_order_relaxed);
+    } else if (slot.state == SlotState::Primary) {
+      release_primary(id, generation);
+    } else if (slot.state == SlotState::Duplicate) {
+      release_duplicate(id, generation);
+    } else {
+      m.release_primary_noop.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
   /// Drops one strong reference while holding the lock (a duplicate's keep-alive).
   void drop_strong(BlockId id, std::uint32_t generation) noexcept {
     const auto previous = refs[id].fetch_sub(1, std::memory_order_acq_rel);
@@ -344,21 +360,30 @@ struct Locked {
 void BlockStore::release_last(BlockId id, std::uint32_t generation) noexcept {
   {
     KVBM_LOCKED(locked);
-    Slot& slot = state_->slots[id];
-    const auto word = slot_refs_[id].load(std::memory_order_acquire);
-    if (ref_generation(word) != generation || ref_count(word) != 0) {
-      metrics_.release_primary_noop.fetch_add(1, std::memory_order_relaxed);
-    } else if (slot.state == SlotState::Primary) {
-      locked.release_primary(id, generation);
-    } else if (slot.state == SlotState::Duplicate) {
-      locked.release_duplicate(id, generation);
-    } else {
-      metrics_.release_primary_noop.fetch_add(1, std::memory_order_relaxed);
-    }
+    locked.release_last(id, generation);
     lock.unlock();
     for (std::size_t i = 0; i < deferred.store_unrefs; ++i) unref();
   }
   unref();  // the released tenancy's store reference (last: may destroy the store)
+}
+
+void BlockStore::release_many(std::span<const std::pair<BlockId, std::uint32_t>> handles) {
+  KVBM_NVTX_RANGE_PAYLOAD("release_blocks", handles.size());
+  std::vector<std::pair<BlockId, std::uint32_t>> last;  // tenancies whose count reached zero
+  last.reserve(handles.size());
+  for (const auto& [id, generation] : handles) {
+    const auto previous = slot_refs_[id].fetch_sub(1, std::memory_order_acq_rel);
+    if (ref_count(previous) == 1) last.emplace_back(id, generation);
+  }
+  if (last.empty()) return;
+  {
+    KVBM_LOCKED(locked);
+    for (const auto& [id, generation] : last) locked.release_last(id, generation);
+    lock.unlock();
+    for (std::size_t i = 0; i < deferred.store_unrefs; ++i) unref();
+  }
+  // The released tenancies' store references; the last may destroy the store.
+  for (std::size_t i = 0; i < last.size(); ++i) unref();
 }
 
 // ---------------------------------------------------------------------------------------------

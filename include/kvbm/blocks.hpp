@@ -47,6 +47,10 @@ struct BlockAccess {
     return std::pair{block.store_, block.block_id_};
   }
   template <class Block>
+  static std::uint32_t generation(const Block& block) noexcept {
+    return block.generation_;
+  }
+  template <class Block>
   static void disarm(Block& block) noexcept {
     block.store_ = nullptr;
   }
@@ -223,6 +227,7 @@ class ImmutableBlock {
 
  private:
   friend struct detail::BlockAccess;
+  friend class BlockManager<Tier>;
   /// Adopts one strong reference already taken by the store, which also counted the handle in
   /// inflight_immutable (once per call, not per block).
   ImmutableBlock(detail::BlockStore* store, const detail::ImmutableRef& ref) noexcept

@@ -108,6 +108,9 @@ class BlockStore {
     const auto previous = slot_refs_[id].fetch_sub(1, std::memory_order_acq_rel);
     if (ref_count(previous) == 1) release_last(id, generation);
   }
+  /// Drops one strong reference per (slot, generation) in order, releasing under one lock every
+  /// tenancy whose count reached zero (ImmutableBlocks released as a batch).
+  void release_many(std::span<const std::pair<BlockId, std::uint32_t>> handles);
   /// Lock-free upgrade: succeeds only while the tenancy `generation` still has a holder.
   [[nodiscard]] bool slot_try_retain(BlockId id, std::uint32_t generation) noexcept {
     auto word = slot_refs_[id].load(std::memory_order_acquire);
