@@ -62,7 +62,10 @@ ReplayReport run_cache_mode(const Trace& trace, const ReplayConfig& config,
       for (auto& block : g1.register_blocks(std::move(staged))) held.push_back(std::move(block));
       report.dedup_registrations += g1.metrics().registration_dedup - before;
     }
-    while (!held.empty()) held.pop_back();  // tail first: the last block is released first
+    // Tail first (the last block is released first), under one pool lock.
+    std::reverse(held.begin(), held.end());
+    g1.release_blocks(std::move(held));
+    held.clear();
   }
   if (progress) progress(total, total);
   report.g1.evictions = g1.metrics().evictions;

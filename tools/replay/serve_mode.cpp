@@ -300,7 +300,8 @@ class ServeSimulator {
     Running& state = it->second;
     reserved_decode_ -= state.decode_left;  // float ties: a reservation never used
     state.decode.clear();
-    while (!state.prompt.empty()) state.prompt.pop_back();  // tail first
+    std::reverse(state.prompt.begin(), state.prompt.end());  // tail first, under one pool lock
+    g1_.release_blocks(std::move(state.prompt));
     running_.erase(it);
     try_admit(event.time_ms);
   }
