@@ -358,6 +358,7 @@ struct Locked {
   Locked name{*state_, *this, slot_refs_.get(), metrics_, deferred}
 
 void BlockStore::release_last(BlockId id, std::uint32_t generation) noexcept {
+  if (release_hook_) release_hook_();
   {
     KVBM_LOCKED(locked);
     locked.release_last(id, generation);
@@ -376,6 +377,7 @@ void BlockStore::release_many(std::span<const std::pair<BlockId, std::uint32_t>>
     if (ref_count(previous) == 1) last.emplace_back(id, generation);
   }
   if (last.empty()) return;
+  if (release_hook_) release_hook_();
   {
     KVBM_LOCKED(locked);
     for (const auto& [id, generation] : last) locked.release_last(id, generation);

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <span>
 #include <unordered_map>
@@ -250,6 +251,11 @@ class BlockManager {
 
   /// Evicts every cached block to the free list; returns how many were drained.
   std::size_t reset_inactive_pool() { return store_->reset_inactive_pool(); }
+
+  /// Test hook (see detail::BlockStore::set_release_hook_for_testing); not for production use.
+  void set_release_hook_for_testing(std::function<void()> hook) {
+    store_->set_release_hook_for_testing(std::move(hook));
+  }
 
   /// Diagnostics: throws std::logic_error if the pool's bookkeeping is inconsistent.
   void check_invariants() const { store_->check_invariants(); }

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -179,6 +180,11 @@ class BlockStore {
   void touch_all(std::span<const SequenceHash> hashes) const;
   void touch_one(const SequenceHash& hash) const;
 
+  /// Test hook: runs on a releasing thread after a tenancy's count reached zero and before it
+  /// takes the store lock, so a test can park a last drop and race a lookup against it
+  /// deterministically. Set it before any thread uses the pool; not for production use.
+  void set_release_hook_for_testing(std::function<void()> hook) { release_hook_ = std::move(hook); }
+
   /// Test/diagnostic: throws std::logic_error if an internal invariant is broken
   /// (free + inactive + held != total, index and slot states disagree).
   void check_invariants() const;
@@ -197,6 +203,7 @@ class BlockStore {
   std::size_t total_blocks_;
   StoreMetrics metrics_;
   std::unique_ptr<StoreState> state_;
+  std::function<void()> release_hook_;
 };
 
 /// The store behind a handle; throws InvalidHandle naming `operation` for a moved-from handle.
