@@ -16,13 +16,11 @@ SequenceHash SequenceHash::from_parts(std::uint64_t current, std::optional<std::
                              " is out of range (must be < 2^24)");
   }
   const unsigned mode = mode_for(position);
-  const unsigned p_bits = position_bits(mode);
   const unsigned f_bits = fragment_bits(mode);
   const u128 fragment = parent.value_or(0) & ((std::uint64_t{1} << f_bits) - 1);
   const u128 value = (static_cast<u128>(mode) << 126) |
                      (static_cast<u128>(position) << (64 + f_bits)) |
                      (static_cast<u128>(current) << f_bits) | fragment;
-  (void)p_bits;
   return from_u128(value);
 }
 

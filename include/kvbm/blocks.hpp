@@ -43,10 +43,6 @@ struct BlockAccess {
     return Block(std::forward<Args>(args)...);
   }
   template <class Block>
-  static auto parts(const Block& block) noexcept {
-    return std::pair{block.store_, block.block_id_};
-  }
-  template <class Block>
   static std::uint32_t generation(const Block& block) noexcept {
     return block.generation_;
   }
