@@ -338,7 +338,11 @@ void match_inactive(benchmark::State& state, const Backend& backend) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
 }
 
-void bulk_drop(benchmark::State& state, const Backend& backend) {
+// Releases kDropBatches matched chains per iteration: one handle at a time (each last reference
+// takes the pool lock), or as batches through BlockManager::release_blocks (one lock each).
+enum class Release { OneByOne, Batch };
+
+void bulk_release_chains(benchmark::State& state, const Backend& backend, Release how) {
   const auto n = static_cast<std::size_t>(state.range(0));
   set_floor(state, floor_name("release", state.range(0)));
   auto manager = make_manager(backend, 2 * n * kDropBatches);
@@ -353,30 +357,22 @@ void bulk_drop(benchmark::State& state, const Backend& backend) {
     state.PauseTiming();
     for (std::size_t k = 0; k < kDropBatches; ++k) batches[k] = manager.match_blocks(chains[k]);
     state.ResumeTiming();
-    for (auto& batch : batches) batch.clear();  // each last reference inserts into the pool
+    for (auto& batch : batches) {
+      if (how == Release::Batch) {
+        manager.release_blocks(std::move(batch));
+      } else {
+        batch.clear();  // each last reference inserts into the pool
+      }
+    }
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n * kDropBatches));
 }
 
-// bulk_drop through BlockManager::release_blocks: one pool-lock acquisition per batch.
+void bulk_drop(benchmark::State& state, const Backend& backend) {
+  bulk_release_chains(state, backend, Release::OneByOne);
+}
 void bulk_release(benchmark::State& state, const Backend& backend) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  set_floor(state, floor_name("release", state.range(0)));
-  auto manager = make_manager(backend, 2 * n * kDropBatches);
-  std::vector<std::vector<SequenceHash>> chains;
-  for (std::size_t k = 0; k < kDropBatches; ++k) {
-    chains.push_back(token_chain(n, kSalt + k));
-    auto blocks = register_chain(manager, chains.back());
-    drop_tail_first(blocks);
-  }
-  std::vector<std::vector<Immutable>> batches(kDropBatches);
-  for (auto _ : state) {
-    state.PauseTiming();
-    for (std::size_t k = 0; k < kDropBatches; ++k) batches[k] = manager.match_blocks(chains[k]);
-    state.ResumeTiming();
-    for (auto& batch : batches) manager.release_blocks(std::move(batch));
-  }
-  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n * kDropBatches));
+  bulk_release_chains(state, backend, Release::Batch);
 }
 
 // allocate -> stage -> register -> drop with a fresh hash per block; `manager` decides whether
