@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kvbm/device_block_table.hpp"
+#include "kvbm/host/backends.hpp"
 #include "kvbm/host_stream.hpp"
 #include "kvbm/physical_pool.hpp"
 #include "kvbm/transfer_engine.hpp"
@@ -49,7 +50,7 @@ void transfer_host(benchmark::State& state) {
                                     kvbm::MemoryKind::Host);
   const auto ids = copy_ids(count, contiguous);
   kvbm::HostStream stream;
-  kvbm::TransferEngine engine;
+  kvbm::TransferEngine engine{kvbm::make_host_copy_backend()};
   for (auto _ : state) {
     engine.copy_blocks(src_pool, ids, dst_pool, ids, stream).wait();
   }
@@ -84,7 +85,8 @@ void device_table_sync(benchmark::State& state) {
   config.max_requests = static_cast<std::int32_t>(state.range(0));
   config.max_blocks_per_request = static_cast<std::int32_t>(state.range(1));
   const auto changed = static_cast<std::int32_t>(state.range(2));
-  kvbm::DeviceBlockTable table(config);
+  const auto table_owner = kvbm::make_host_device_block_table(config);
+  kvbm::DeviceBlockTable& table = *table_owner;
   kvbm::HostStream stream;
   std::int32_t next_block = 0;
   std::int32_t first_row = 0;

@@ -1,4 +1,5 @@
-# Install rules: `cmake --install` exports kvbm::kvbm for find_package(kvbm), and kvbm::cuda (the
+# Install rules: `cmake --install` exports kvbm::core, kvbm::device, kvbm::host (when built) and the
+# umbrella kvbm::kvbm for find_package(kvbm), and kvbm::cuda (the
 # CUDA backend) when this build has it. kvbm::cuda lives in its own export set, so an install
 # without it stays valid; kvbmConfig.cmake loads it (after finding CUDAToolkit, whose CUDA::cudart
 # and CUDA::nvtx3 it links) only when it was exported. Consumers may ask for it explicitly with
@@ -6,7 +7,11 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(TARGETS kvbm EXPORT kvbmTargets
+set(KVBM_INSTALLED_TARGETS kvbm kvbm_core kvbm_device)
+if(TARGET kvbm_host)
+  list(APPEND KVBM_INSTALLED_TARGETS kvbm_host)
+endif()
+install(TARGETS ${KVBM_INSTALLED_TARGETS} EXPORT kvbmTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY include/kvbm DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

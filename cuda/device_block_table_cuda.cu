@@ -80,11 +80,13 @@ class CudaTableBackend final : public detail::TableBackend {
   CudaTableBackend(const DeviceBlockTableConfig& c, EventPool& events)
       : config_{c},
         events_{&events},
-        table_{static_cast<std::size_t>(c.max_requests) * c.max_blocks_per_request},
-        slot_mapping_{static_cast<std::size_t>(c.max_batch_tokens)},
-        indptr_{static_cast<std::size_t>(c.max_batch_requests) + 1},
-        indices_{static_cast<std::size_t>(c.max_batch_requests) * c.max_blocks_per_request},
-        last_page_len_{static_cast<std::size_t>(c.max_batch_requests)} {
+        table_{detail::table_extents(c).table},
+        slot_mapping_{detail::table_extents(c).slot_mapping},
+        indptr_{detail::table_extents(c).indptr},
+        indices_{detail::table_extents(c).indices},
+        last_page_len_{detail::table_extents(c).last_page_len},
+        arrays_{detail::table_device_arrays(c, table_.data(), slot_mapping_.data(), indptr_.data(),
+                                            indices_.data(), last_page_len_.data())} {
     // All-ones bytes are -1 in int32 and int64.
     KVBM_CUDA_TRY(cudaMemset(table_.data(), 0xff, table_.bytes()));
     if (slot_mapping_.size() > 0) {
@@ -105,7 +107,8 @@ class CudaTableBackend final : public detail::TableBackend {
   Fence upload_cells(StreamRef stream, detail::StagingBuffer& staging, std::size_t count) override {
     auto& buffer = static_cast<CudaStaging&>(staging);
     const cudaStream_t s = handle(stream);
-    KVBM_CUDA_TRY(cudaMemcpyAsync(buffer.device(), buffer.host(), 2 * count * sizeof(std::int32_t),
+    KVBM_CUDA_TRY(cudaMemcpyAsync(buffer.device(), buffer.host(),
+                                  detail::staging::cell_upload_ints(count) * sizeof(std::int32_t),
                                   cudaMemcpyHostToDevice, s));
     detail::cuda_impl::scatter_cells(thrust::cuda::par_nosync.on(s), buffer.device(),
                                      static_cast<std::int32_t>(count), table_.data());
@@ -125,12 +128,15 @@ class CudaTableBackend final : public detail::TableBackend {
     auto& buffer = static_cast<CudaStaging&>(staging);
     const cudaStream_t s = handle(stream);
     if (count > 0) {
-      KVBM_CUDA_TRY(cudaMemcpyAsync(buffer.device(), buffer.host(),
-                                    3 * count * sizeof(std::int32_t), cudaMemcpyHostToDevice, s));
+      KVBM_CUDA_TRY(cudaMemcpyAsync(
+          buffer.device(), buffer.host(),
+          detail::staging::batch_input_ints(count) * sizeof(std::int32_t), cudaMemcpyHostToDevice,
+          s));
     }
     StreamOrderedAllocator allocator{s};
     detail::cuda_impl::build_layouts(thrust::cuda::par_nosync(allocator).on(s),
-                                     args(buffer.device(), count));
+                                     detail::cuda_impl::layout_args(
+                                         arrays_, buffer.device(), static_cast<std::int32_t>(count)));
     KVBM_CUDA_TRY(cudaGetLastError());
     return events_->record(CudaStreamView{s});
   }
@@ -166,24 +172,6 @@ class CudaTableBackend final : public detail::TableBackend {
   static cudaStream_t handle(StreamRef stream) noexcept {
     return static_cast<cudaStream_t>(stream.cuda_handle());
   }
-  detail::cuda_impl::LayoutArgs args(std::int32_t* scratch, std::size_t count) const {
-    const auto n = static_cast<std::int32_t>(count);
-    return {table_.data(),
-            config_.max_blocks_per_request,
-            config_.block_size,
-            scratch,
-            scratch + n,
-            scratch + 2 * n,
-            scratch + 3 * n,
-            n,
-            slot_mapping_.data(),
-            config_.max_batch_tokens,
-            indptr_.data(),
-            indices_.data(),
-            static_cast<std::int32_t>(indices_.size()),
-            last_page_len_.data(),
-            config_.max_batch_requests};
-  }
 
   DeviceBlockTableConfig config_;
   EventPool* events_;
@@ -192,6 +180,7 @@ class CudaTableBackend final : public detail::TableBackend {
   CudaBuffer<std::int32_t, false> indptr_;
   CudaBuffer<std::int32_t, false> indices_;
   CudaBuffer<std::int32_t, false> last_page_len_;
+  detail::TableDeviceArrays arrays_;
 };
 
 }  // namespace

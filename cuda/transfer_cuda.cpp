@@ -12,12 +12,16 @@ class CudaCopyBackend final : public detail::CopyBackend {
  public:
   explicit CudaCopyBackend(EventPool& events) : events_{&events} {}
 
+  [[nodiscard]] StreamRef::Kind stream_kind() const noexcept override {
+    return StreamRef::Kind::Cuda;
+  }
+
   Fence copy(StreamRef stream, MemoryKind /*src_kind*/, MemoryKind /*dst_kind*/,
              std::vector<detail::CopyRun> runs) override {
     KVBM_NVTX_RANGE_PAYLOAD("cuda::copy_runs", runs.size());
     const CudaStreamView s{static_cast<cudaStream_t>(stream.cuda_handle())};
     for (const detail::CopyRun& run : runs) {
-      if (run.src_pitch == run.block_bytes && run.dst_pitch == run.block_bytes) {
+      if (run.is_dense()) {
         KVBM_CUDA_TRY(cudaMemcpyAsync(run.dst, run.src, run.block_bytes * run.blocks,
                                       cudaMemcpyDefault, s));
       } else {

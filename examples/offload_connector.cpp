@@ -97,7 +97,7 @@ int main() {
   const kvbm::PhysicalPool g2_pool{g2.id(), g2_buffer.bytes.data(), kG2Blocks, kBlockBytes,
                                    kvbm::MemoryKind::Host};
   kvbm::HostStream stream;  // on a GPU: a CUDA stream and make_cuda_transfer_engine
-  kvbm::TransferEngine engine;
+  kvbm::TransferEngine engine{kvbm::make_host_copy_backend()};
   kvbm::examples::OffloadConnector connector{g1, g1_pool, g2, g2_pool, engine, stream};
 
   std::cout << "kvbm offload connector: G1 " << kG1Blocks << " blocks over G2 " << kG2Blocks

@@ -16,9 +16,10 @@
 // (token -> block_id * block_size + offset, int64, -1 padded to max_batch_tokens) and FlashInfer's
 // paged-KV CSR (indptr, indices, last_page_len), in fixed-capacity buffers whose addresses never
 // change (CUDA-graph friendly).
-// Backends: the default constructor runs on the host backend (HostStream; "device" memory is host
-// memory; the same Thrust code built for THRUST_DEVICE_SYSTEM_CPP). kvbm::make_cuda_device_block_table
-// (kvbm/cuda/backends.hpp) builds the CUDA one. Passing a stream of the other kind throws.
+// Backends are chosen by the caller through factories: kvbm::make_host_device_block_table
+// (kvbm/host/backends.hpp; HostStream, "device" memory is host memory, the same Thrust code built
+// for THRUST_DEVICE_SYSTEM_CPP) and kvbm::make_cuda_device_block_table (kvbm/cuda/backends.hpp).
+// This class (kvbm::device) never picks one itself. Passing a stream of the other kind throws.
 // Ordering: device work is stream-ordered. Use one stream per table, or order the streams
 // yourself (wait on the returned fences); prepare_batch reads the table as of stream order.
 // Thread safety: none; one owner thread (the device work runs asynchronously on the streams).
@@ -91,9 +92,8 @@ struct DeviceBlockTableStats {
 
 class DeviceBlockTable {
  public:
-  /// Host backend. Throws ConfigError on a non-positive shape.
-  explicit DeviceBlockTable(const DeviceBlockTableConfig& config);
-  /// Any backend (used by kvbm::make_cuda_device_block_table).
+  /// Over `backend` (built for the same config by a factory). Throws ConfigError on a
+  /// non-positive shape or a null backend.
   DeviceBlockTable(const DeviceBlockTableConfig& config,
                    std::unique_ptr<detail::TableBackend> backend);
   DeviceBlockTable(const DeviceBlockTable&) = delete;

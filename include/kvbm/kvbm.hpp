@@ -1,6 +1,7 @@
-// kvbm/kvbm.hpp — umbrella header: the logical block manager and the host backend of the
-// device side (host streams, device block tables, transfer engine). CUDA-only headers live in
-// kvbm/cuda/ and come with the kvbm::cuda target.
+// kvbm/kvbm.hpp — umbrella header of the kvbm::kvbm target: the logical block manager
+// (kvbm::core), the backend-neutral device side (kvbm::device: fences, device block tables,
+// transfer engine) and the host backend (kvbm::host: host streams and the factories in
+// kvbm/host/backends.hpp). CUDA-only headers live in kvbm/cuda/ and come with kvbm::cuda.
 #pragma once
 
 #include "kvbm/block_manager.hpp"
@@ -10,6 +11,7 @@
 #include "kvbm/fence.hpp"
 #include "kvbm/device_block_table.hpp"
 #include "kvbm/frequency.hpp"
+#include "kvbm/host/backends.hpp"
 #include "kvbm/host_stream.hpp"
 #include "kvbm/metrics.hpp"
 #include "kvbm/physical_pool.hpp"

@@ -1,5 +1,8 @@
 // kvbm/transfer_engine.hpp — TransferEngine: block copies between tiers, returning a Fence.
 //
+// The engine (kvbm::device) plans and validates; the copies themselves go to the backends it was
+// given, one per kind of stream: kvbm::make_host_copy_backend() (kvbm/host/backends.hpp) and
+// kvbm::make_cuda_copy_backend() (kvbm/cuda/backends.hpp).
 // copy_blocks(src_pool, src_ids, dst_pool, dst_ids, stream) copies block src_ids[i] to
 // dst_ids[i]. Runs where both ids advance by one are coalesced into a single copy (one memcpy /
 // cudaMemcpyAsync for dense pools, one strided 2D copy otherwise). On a host stream the copies are
@@ -36,18 +39,23 @@ struct CopyRun {
   std::size_t src_pitch;
   std::size_t dst_pitch;
   std::size_t blocks;
+
+  /// Rows are back to back on both sides: one flat copy of block_bytes * blocks serves the run.
+  [[nodiscard]] bool is_dense() const noexcept {
+    return src_pitch == block_bytes && dst_pitch == block_bytes;
+  }
 };
 
-/// Backend hook (host: src/transfer_engine.cpp, CUDA: cuda/). For library backends.
+/// Backend hook (host: src/host/, CUDA: cuda/). For library backends.
 class CopyBackend {
  public:
   virtual ~CopyBackend() = default;
+  /// The kind of stream this backend enqueues on.
+  [[nodiscard]] virtual StreamRef::Kind stream_kind() const noexcept = 0;
   /// Enqueues the runs on `stream` (of a kind this backend accepts) and returns their fence.
   virtual Fence copy(StreamRef stream, MemoryKind src_kind, MemoryKind dst_kind,
                      std::vector<CopyRun> runs) = 0;
 };
-
-[[nodiscard]] std::shared_ptr<CopyBackend> make_host_copy_backend();
 
 }  // namespace detail
 
@@ -60,14 +68,16 @@ struct TransferStats {
 
 class TransferEngine {
  public:
-  /// Host backend only (host streams).
-  TransferEngine();
-  /// Host streams go to the host backend, CUDA streams to `cuda_backend` (may be null).
-  explicit TransferEngine(std::shared_ptr<detail::CopyBackend> cuda_backend);
+  /// Serves the streams of `backend`'s kind (kvbm::make_host_copy_backend() in
+  /// kvbm/host/backends.hpp, kvbm::make_cuda_copy_backend() in kvbm/cuda/backends.hpp).
+  explicit TransferEngine(std::shared_ptr<detail::CopyBackend> backend);
+  /// Each backend serves the streams of its kind. Throws ConfigError for a null backend or two
+  /// backends of one kind.
+  explicit TransferEngine(std::vector<std::shared_ptr<detail::CopyBackend>> backends);
 
   /// Copies src_ids[i] -> dst_ids[i]. Throws std::invalid_argument (size / block_bytes mismatch,
   /// a destination listed twice, a destination that is also a source in the same pool),
-  /// std::out_of_range (id outside a pool) and kvbm::Error (stream kind without backend, device
+  /// std::out_of_range (id outside a pool) and kvbm::Error (a stream kind with no backend, device
   /// memory on a host stream) before anything is enqueued. An empty copy returns a ready fence.
   Fence copy_blocks(const PhysicalPool& src_pool, std::span<const BlockId> src_ids,
                     const PhysicalPool& dst_pool, std::span<const BlockId> dst_ids,

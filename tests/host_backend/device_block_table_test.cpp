@@ -10,6 +10,7 @@
 
 #include "kvbm/device_block_table.hpp"
 #include "kvbm/errors.hpp"
+#include "kvbm/host/backends.hpp"
 #include "kvbm/host_stream.hpp"
 #include "table_reference.hpp"
 
@@ -38,7 +39,8 @@ std::vector<std::int32_t> download(DeviceBlockTable& table, HostStream& stream) 
 
 TEST(DeviceBlockTable, StartsAllPadding) {
   HostStream stream;
-  DeviceBlockTable table{small_config()};
+  const auto table_owner = make_host_device_block_table(small_config());
+  DeviceBlockTable& table = *table_owner;
   for (const auto v : download(table, stream)) EXPECT_EQ(v, -1);
   EXPECT_TRUE(table.sync(stream).ready());  // nothing to upload
   EXPECT_EQ(table.stats().syncs, 0U);
@@ -47,7 +49,8 @@ TEST(DeviceBlockTable, StartsAllPadding) {
 TEST(DeviceBlockTable, EditsReachTheDeviceAfterSync) {
   HostStream stream;
   const auto config = small_config();
-  DeviceBlockTable table{config};
+  const auto table_owner = make_host_device_block_table(config);
+  DeviceBlockTable& table = *table_owner;
   ReferenceTable model{config};
   table.assign(2, std::vector<std::int32_t>{7, 8, 9});
   model.rows[2] = {7, 8, 9};
@@ -75,7 +78,8 @@ TEST(DeviceBlockTable, BytesMovedAreProportionalToChangedCells) {
   DeviceBlockTableConfig c;
   c.max_requests = 1024;
   c.max_blocks_per_request = 256;
-  DeviceBlockTable table{c};
+  const auto table_owner = make_host_device_block_table(c);
+  DeviceBlockTable& table = *table_owner;
   for (std::int32_t r = 0; r < 3; ++r) table.append(r, std::vector<std::int32_t>{r + 100});
   table.sync(stream).wait();
   EXPECT_EQ(table.stats().cells_uploaded, 3U);
@@ -99,7 +103,8 @@ TEST(DeviceBlockTable, BytesMovedAreProportionalToChangedCells) {
 TEST(DeviceBlockTable, MassEditsUploadTheWholeTableOnce) {
   HostStream stream;
   const auto config = small_config();  // 8 x 6 = 48 cells
-  DeviceBlockTable table{config};
+  const auto table_owner = make_host_device_block_table(config);
+  DeviceBlockTable& table = *table_owner;
   ReferenceTable model{config};
   for (std::int32_t r = 0; r < config.max_requests; ++r) {
     const std::vector<std::int32_t> blocks{r, r + 10, r + 20, r + 30};  // 32 of 48 cells change
@@ -121,7 +126,8 @@ TEST(DeviceBlockTable, MassEditsUploadTheWholeTableOnce) {
 
 TEST(DeviceBlockTable, RejectsBadEdits) {
   HostStream stream;
-  DeviceBlockTable table{small_config()};
+  const auto table_owner = make_host_device_block_table(small_config());
+  DeviceBlockTable& table = *table_owner;
   EXPECT_THROW(table.assign(8, std::vector<std::int32_t>{1}), std::out_of_range);
   EXPECT_THROW(table.assign(-1, std::vector<std::int32_t>{1}), std::out_of_range);
   EXPECT_THROW(table.assign(0, std::vector<std::int32_t>(7, 1)), std::out_of_range);
@@ -133,13 +139,14 @@ TEST(DeviceBlockTable, RejectsBadEdits) {
   EXPECT_THROW(table.prepare_batch(stream, std::vector<BatchEntry>{{0, 20, 5}}), std::out_of_range);
   EXPECT_THROW(table.sync(StreamRef::cuda(nullptr)), Error);
   DeviceBlockTableConfig bad;
-  EXPECT_THROW(DeviceBlockTable{bad}, ConfigError);
+  EXPECT_THROW(static_cast<void>(make_host_device_block_table(bad)), ConfigError);
 }
 
 TEST(DeviceBlockTable, LayoutsMatchTheReference) {
   HostStream stream;
   const auto config = small_config();
-  DeviceBlockTable table{config};
+  const auto table_owner = make_host_device_block_table(config);
+  DeviceBlockTable& table = *table_owner;
   ReferenceTable model{config};
   table.assign(0, std::vector<std::int32_t>{10, 11, 12});
   model.rows[0] = {10, 11, 12};
@@ -176,7 +183,8 @@ TEST(DeviceBlockTable, LayoutsMatchTheReference) {
 TEST(DeviceBlockTable, OverlapEditWhileUploadInFlight) {
   HostStream stream;
   const auto config = small_config();
-  DeviceBlockTable table{config};
+  const auto table_owner = make_host_device_block_table(config);
+  DeviceBlockTable& table = *table_owner;
   ReferenceTable model{config};
   HostGate gate_a;
   HostGate gate_b;
@@ -225,7 +233,8 @@ TEST(DeviceBlockTable, FullRingWaitsForTheOldestFence) {
   HostStream stream;
   auto config = small_config();
   config.max_staging_slots = 1;
-  DeviceBlockTable table{config};
+  const auto table_owner = make_host_device_block_table(config);
+  DeviceBlockTable& table = *table_owner;
   ReferenceTable model{config};
   HostGate gate;
   std::vector<std::int32_t> snapshot_a(48);
@@ -264,7 +273,8 @@ TEST(DeviceBlockTable, RandomizedAgainstReference) {
     config.max_batch_tokens = std::uniform_int_distribution<std::int32_t>(1, 64)(rng);
     config.max_staging_slots = std::uniform_int_distribution<std::size_t>(2, 4)(rng);
     HostStream stream;
-    DeviceBlockTable table{config};
+    const auto table_owner = make_host_device_block_table(config);
+    DeviceBlockTable& table = *table_owner;
     ReferenceTable model{config};
     const std::size_t cells = static_cast<std::size_t>(config.max_requests) * config.max_blocks_per_request;
 
@@ -308,7 +318,8 @@ TEST(DeviceBlockTable, RandomizedQueuedSyncsArriveUntorn) {
     auto config = small_config();
     config.max_staging_slots = 8;
     HostStream stream;
-    DeviceBlockTable table{config};
+    const auto table_owner = make_host_device_block_table(config);
+    DeviceBlockTable& table = *table_owner;
     ReferenceTable model{config};
     HostGate gate;
     stream.wait(gate.fence());

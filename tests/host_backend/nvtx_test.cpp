@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kvbm/device_block_table.hpp"
+#include "kvbm/host/backends.hpp"
 #include "kvbm/host_stream.hpp"
 #include "kvbm/nvtx.hpp"
 #include "kvbm/physical_pool.hpp"
@@ -34,7 +35,8 @@ TEST(Nvtx, RangesAreEmittedInTheKvbmDomain) {
   DeviceBlockTableConfig config;
   config.max_requests = 2;
   config.max_blocks_per_request = 2;
-  DeviceBlockTable table{config};
+  const auto table_owner = make_host_device_block_table(config);
+  DeviceBlockTable& table = *table_owner;
   table.append(0, std::vector<std::int32_t>{1, 2});
   table.sync(stream).wait();
   table.prepare_batch(stream, std::vector<BatchEntry>{{0, 0, 3}}).wait();
@@ -42,7 +44,7 @@ TEST(Nvtx, RangesAreEmittedInTheKvbmDomain) {
   std::vector<std::byte> b(256);
   const PhysicalPool pa{ManagerId{1}, a.data(), 4, 64, MemoryKind::Host};
   const PhysicalPool pb{ManagerId{2}, b.data(), 4, 64, MemoryKind::Host};
-  TransferEngine engine;
+  TransferEngine engine{make_host_copy_backend()};
   engine.copy_blocks(pa, std::vector<BlockId>{0, 1, 2}, pb, std::vector<BlockId>{1, 2, 3}, stream)
       .wait();
 

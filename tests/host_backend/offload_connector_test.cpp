@@ -99,7 +99,7 @@ class OffloadConnectorTest : public ::testing::Test {
   PhysicalPool g1_pool;
   PhysicalPool g2_pool;
   HostStream stream;  // declared after the buffers: drained before they go
-  TransferEngine engine;
+  TransferEngine engine{make_host_copy_backend()};
   std::unique_ptr<OffloadConnector> connector;
 };
 

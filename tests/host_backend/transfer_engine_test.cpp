@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kvbm/errors.hpp"
+#include "kvbm/host/backends.hpp"
 #include "kvbm/host_stream.hpp"
 #include "kvbm/physical_pool.hpp"
 #include "kvbm/transfer_engine.hpp"
@@ -43,7 +44,7 @@ TEST(TransferEngine, CopiesBytesAndCoalescesRuns) {
   const PhysicalPool src{ManagerId{1}, g1.bytes.data(), 64, kStride, MemoryKind::PinnedHost};
   const PhysicalPool dst{ManagerId{2}, g2.bytes.data(), 64, kStride, MemoryKind::Host};
   HostStream stream;
-  TransferEngine engine;
+  TransferEngine engine{make_host_copy_backend()};
   const std::vector<BlockId> src_ids{0, 1, 2, 3, 10, 11, 20};
   const std::vector<BlockId> dst_ids{5, 6, 7, 8, 30, 31, 40};
   engine.copy_blocks(src, src_ids, dst, dst_ids, stream).wait();
@@ -70,7 +71,7 @@ TEST(TransferEngine, StridedPoolsCopyOnlyBlockBytes) {
   const PhysicalPool src{ManagerId{1}, a.bytes.data(), 16, 64, MemoryKind::Host, 48};
   const PhysicalPool dst{ManagerId{2}, b.bytes.data(), 16, 64, MemoryKind::Host, 48};
   HostStream stream;
-  TransferEngine engine;
+  TransferEngine engine{make_host_copy_backend()};
   engine.copy_blocks(src, std::vector<BlockId>{4, 5, 6}, dst, std::vector<BlockId>{0, 1, 2}, stream)
       .wait();
   EXPECT_EQ(engine.stats().copies, 1U);
@@ -89,7 +90,7 @@ TEST(TransferEngine, FenceCoversTheCopyInFlight) {
   HostStream stream;
   HostGate gate;
   stream.wait(gate.fence());
-  TransferEngine engine;
+  TransferEngine engine{make_host_copy_backend()};
   const Fence fence = engine.copy_blocks(src, std::vector<BlockId>{1, 2}, dst,
                                          std::vector<BlockId>{3, 4}, stream);
   EXPECT_FALSE(fence.ready());
@@ -106,7 +107,7 @@ TEST(TransferEngine, RoundTripG1ToG2AndBack) {
   const PhysicalPool p1{ManagerId{1}, g1.bytes.data(), 32, 64, MemoryKind::PinnedHost};
   const PhysicalPool p2{ManagerId{2}, g2.bytes.data(), 32, 64, MemoryKind::Host};
   HostStream stream;
-  TransferEngine engine;
+  TransferEngine engine{make_host_copy_backend()};
   std::vector<BlockId> ids(32);
   std::iota(ids.begin(), ids.end(), 0);
   std::vector<BlockId> reversed(ids.rbegin(), ids.rend());
@@ -120,7 +121,7 @@ TEST(TransferEngine, RoundTripG1ToG2AndBack) {
 TEST(TransferEngine, RandomizedAgainstPlainCopies) {
   std::mt19937 rng{42};
   HostStream stream;
-  TransferEngine engine;
+  TransferEngine engine{make_host_copy_backend()};
   std::uint64_t expected_copies = 0;
   for (int round = 0; round < 200; ++round) {
     const std::size_t stride = 8 * std::uniform_int_distribution<std::size_t>(1, 8)(rng);
@@ -160,7 +161,7 @@ TEST(TransferEngine, RejectsInvalidCopiesBeforeEnqueueing) {
   const PhysicalPool narrow{ManagerId{2}, b.bytes.data(), 8, 32, MemoryKind::Host};
   const PhysicalPool device{ManagerId{3}, a.bytes.data(), 8, 64, MemoryKind::Device};
   HostStream stream;
-  TransferEngine engine;
+  TransferEngine engine{make_host_copy_backend()};
   const std::vector<BlockId> one{1};
   EXPECT_THROW(engine.copy_blocks(p, std::vector<BlockId>{1, 2}, p, one, stream), std::invalid_argument);
   EXPECT_THROW(engine.copy_blocks(p, one, narrow, one, stream), std::invalid_argument);
@@ -179,7 +180,7 @@ TEST(TransferEngine, RejectsInvalidCopiesBeforeEnqueueing) {
 TEST(TransferEngine, ConcurrentCallersShareOneEngine) {
   constexpr int kThreads = 4;
   constexpr int kRounds = 50;
-  TransferEngine engine;
+  TransferEngine engine{make_host_copy_backend()};
   HostStream shared;
   std::vector<std::thread> threads;
   std::atomic<int> mismatches{0};
@@ -228,7 +229,7 @@ TEST(TransferEngine, HandleOverloadAttachesTheFenceToEverySlot) {
   HostStream stream;
   HostGate gate;
   stream.wait(gate.fence());
-  TransferEngine engine;
+  TransferEngine engine{make_host_copy_backend()};
   const Fence fence = engine.copy_blocks(src, std::span<FakeSlot>{pins}, dst,
                                          std::span<FakeSlot>{targets}, stream);
   for (const auto& s : pins) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kvbm/block_manager.hpp"
+#include "kvbm/host/backends.hpp"
 #include "kvbm/host_stream.hpp"
 #include "kvbm/physical_pool.hpp"
 #include "kvbm/transfer_engine.hpp"
@@ -57,7 +58,7 @@ TEST_P(OffloadFlow, FencedSlotsAreNotReusedBeforeTheCopyCompletes) {
   HostStream stream;
   HostGate gate;
   stream.wait(gate.fence());
-  TransferEngine engine;
+  TransferEngine engine{make_host_copy_backend()};
   const Fence fence = engine.copy_blocks(p1, std::span<LifecyclePinRef>{pins}, p2,
                                          std::span<MutableBlock<G2>>{*targets}, stream);
   ASSERT_FALSE(fence.ready());

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "kvbm/block_manager.hpp"
+#include "kvbm/host/backends.hpp"
 #include "kvbm/host_stream.hpp"
 #include "kvbm/physical_pool.hpp"
 #include "kvbm/transfer_engine.hpp"
@@ -87,7 +88,7 @@ class HostTransfers {
   PhysicalPool g1_pool_;
   PhysicalPool g2_pool_;
   HostStream stream_;
-  TransferEngine engine_;
+  TransferEngine engine_{make_host_copy_backend()};
 };
 
 class ServeSimulator {

@@ -9,9 +9,11 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "kvbm/cuda/event.hpp"
 #include "kvbm/device_block_table.hpp"
+#include "kvbm/host/backends.hpp"
 #include "kvbm/transfer_engine.hpp"
 
 namespace kvbm {
@@ -25,7 +27,8 @@ namespace kvbm {
 
 /// An engine serving both host and CUDA streams.
 [[nodiscard]] inline std::unique_ptr<TransferEngine> make_cuda_transfer_engine(EventPool& events) {
-  return std::make_unique<TransferEngine>(make_cuda_copy_backend(events));
+  return std::make_unique<TransferEngine>(std::vector<std::shared_ptr<detail::CopyBackend>>{
+      make_host_copy_backend(), make_cuda_copy_backend(events)});
 }
 
 }  // namespace kvbm

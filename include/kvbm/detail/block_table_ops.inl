@@ -5,12 +5,14 @@
 // Internal: needs Thrust (CCCL) on the include path. The includer defines KVBM_TABLE_OPS_NS to a
 // namespace name unique to its backend, so the two builds of these functors never share a
 // mangled name (no ODR clash when both libraries are linked into one binary).
-// Only Thrust and <cstdint> here: no CUDA runtime, no kvbm headers.
+// Only Thrust, <cstdint> and the plain layout structs: no CUDA runtime, no other kvbm headers.
 #ifndef KVBM_TABLE_OPS_NS
 #error "define KVBM_TABLE_OPS_NS (host_impl / cuda_impl) before including block_table_ops.inl"
 #endif
 
 #include <cstdint>
+
+#include "kvbm/detail/table_layout.hpp"
 
 #include <thrust/fill.h>
 #include <thrust/for_each.h>
@@ -63,6 +65,28 @@ struct LayoutArgs {
   std::int32_t* last_page_len;
   std::int32_t batch_capacity;
 };
+
+/// A layout job over `arrays`, its inputs packed in `scratch` by staging::BatchArray.
+inline LayoutArgs layout_args(const TableDeviceArrays& arrays, std::int32_t* scratch,
+                              std::int32_t count) {
+  namespace st = ::kvbm::detail::staging;
+  const auto n = static_cast<std::size_t>(count);
+  return {arrays.table,
+          arrays.max_blocks_per_request,
+          arrays.block_size,
+          scratch + st::offset(st::BatchArray::Rows, n),
+          scratch + st::offset(st::BatchArray::Starts, n),
+          scratch + st::offset(st::BatchArray::NumTokens, n),
+          scratch + st::offset(st::BatchArray::TokenOffsets, n),
+          count,
+          arrays.slot_mapping,
+          arrays.max_batch_tokens,
+          arrays.indptr,
+          arrays.indices,
+          arrays.indices_capacity,
+          arrays.last_page_len,
+          arrays.max_batch_requests};
+}
 
 /// token t of the batch -> block_id * block_size + offset, or -1 (padding / unassigned block).
 struct SlotMappingFn {

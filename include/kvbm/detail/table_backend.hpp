@@ -1,4 +1,4 @@
-// kvbm/detail/table_backend.hpp — backend hook of DeviceBlockTable (host: src/, CUDA: cuda/).
+// kvbm/detail/table_backend.hpp — backend hook of DeviceBlockTable (host: src/host/, CUDA: cuda/).
 //
 // DeviceBlockTable keeps the host-side logic (mirror, deltas, staging ring, fences); a backend
 // owns the device memory and enqueues the device work. Every enqueue returns the fence of that
@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "kvbm/device_block_table.hpp"
+#include "kvbm/detail/table_layout.hpp"
 #include "kvbm/fence.hpp"
 #include "kvbm/stream_ref.hpp"
 
@@ -46,14 +47,38 @@ class TableBackend {
 
 /// Scratch bytes a layout job needs for `count` entries (inputs + token offsets).
 [[nodiscard]] constexpr std::size_t layout_scratch_bytes(std::size_t count) noexcept {
-  return sizeof(std::int32_t) * (4 * count + 1);
+  return sizeof(std::int32_t) * staging::layout_scratch_ints(count);
 }
+
+/// The arrays a backend allocates for `config` (normalized).
+[[nodiscard]] constexpr TableExtents table_extents(const DeviceBlockTableConfig& c) noexcept {
+  const auto rows = static_cast<std::size_t>(c.max_requests);
+  const auto columns = static_cast<std::size_t>(c.max_blocks_per_request);
+  const auto batch = static_cast<std::size_t>(c.max_batch_requests);
+  return {rows * columns, static_cast<std::size_t>(c.max_batch_tokens), batch + 1, batch * columns,
+          batch};
+}
+
+/// The kernels' view of a backend's arrays (allocated with table_extents(config)).
+[[nodiscard]] inline TableDeviceArrays table_device_arrays(
+    const DeviceBlockTableConfig& c, std::int32_t* table, std::int64_t* slot_mapping,
+    std::int32_t* indptr, std::int32_t* indices, std::int32_t* last_page_len) noexcept {
+  return {table,
+          slot_mapping,
+          indptr,
+          indices,
+          last_page_len,
+          c.max_blocks_per_request,
+          c.block_size,
+          c.max_batch_tokens,
+          c.max_batch_requests,
+          static_cast<std::int32_t>(table_extents(c).indices)};
+}
+
+/// The host backend lives in kvbm::host (kvbm/host/backends.hpp: make_host_device_block_table).
 
 /// Validates a config (throws ConfigError) and fills its defaults (max_batch_requests).
 [[nodiscard]] DeviceBlockTableConfig normalize_table_config(DeviceBlockTableConfig config);
 
-/// The host backend (Thrust CPP system on HostStream workers).
-[[nodiscard]] std::unique_ptr<TableBackend> make_host_table_backend(
-    const DeviceBlockTableConfig& config);
 
 }  // namespace kvbm::detail

@@ -1,4 +1,5 @@
-// TransferEngine (kvbm/transfer_engine.hpp): planning, validation and the host copy backend.
+// TransferEngine (kvbm/transfer_engine.hpp): planning, validation and dispatch to the injected
+// copy backends (host: src/host/host_copy_backend.cpp, CUDA: cuda/transfer_cuda.cpp).
 #include "kvbm/transfer_engine.hpp"
 
 #include <algorithm>
@@ -7,48 +8,23 @@
 #include <string>
 #include <utility>
 
-#include "kvbm/host_stream.hpp"
 #include "kvbm/nvtx.hpp"
 
 namespace kvbm {
-namespace detail {
-namespace {
 
-class HostCopyBackend final : public CopyBackend {
- public:
-  Fence copy(StreamRef stream, MemoryKind src_kind, MemoryKind dst_kind,
-             std::vector<CopyRun> runs) override {
-    if (src_kind == MemoryKind::Device || dst_kind == MemoryKind::Device) {
-      throw Error("TransferEngine: a host stream cannot copy device memory");
+TransferEngine::TransferEngine(std::shared_ptr<detail::CopyBackend> backend)
+    : TransferEngine(std::vector<std::shared_ptr<detail::CopyBackend>>{std::move(backend)}) {}
+
+TransferEngine::TransferEngine(std::vector<std::shared_ptr<detail::CopyBackend>> backends) {
+  for (auto& backend : backends) {
+    if (backend == nullptr) throw ConfigError("TransferEngine: a null copy backend");
+    auto& slot = backend->stream_kind() == StreamRef::Kind::Host ? host_backend_ : cuda_backend_;
+    if (slot != nullptr) {
+      throw ConfigError("TransferEngine: two copy backends for the same kind of stream");
     }
-    HostStream& s = stream.host();
-    s.enqueue([runs = std::move(runs)] {
-      for (const CopyRun& run : runs) {
-        if (run.src_pitch == run.block_bytes && run.dst_pitch == run.block_bytes) {
-          std::memcpy(run.dst, run.src, run.block_bytes * run.blocks);
-        } else {
-          for (std::size_t b = 0; b < run.blocks; ++b) {
-            std::memcpy(run.dst + b * run.dst_pitch, run.src + b * run.src_pitch, run.block_bytes);
-          }
-        }
-      }
-    });
-    return s.record();
+    slot = std::move(backend);
   }
-};
-
-}  // namespace
-
-std::shared_ptr<CopyBackend> make_host_copy_backend() {
-  return std::make_shared<HostCopyBackend>();
 }
-
-}  // namespace detail
-
-TransferEngine::TransferEngine() : TransferEngine(nullptr) {}
-
-TransferEngine::TransferEngine(std::shared_ptr<detail::CopyBackend> cuda_backend)
-    : host_backend_{detail::make_host_copy_backend()}, cuda_backend_{std::move(cuda_backend)} {}
 
 std::vector<detail::CopyRun> TransferEngine::plan(const PhysicalPool& src_pool,
                                                   std::span<const BlockId> src_ids,
@@ -101,7 +77,11 @@ Fence TransferEngine::copy_blocks(const PhysicalPool& src_pool, std::span<const 
   if (runs.empty()) return Fence{};
   detail::CopyBackend* backend = stream.is_host() ? host_backend_.get() : cuda_backend_.get();
   if (backend == nullptr) {
-    throw Error("TransferEngine: no CUDA backend (build the engine with kvbm::make_cuda_transfer_engine)");
+    throw Error(stream.is_host()
+                    ? "TransferEngine: no copy backend for host streams (give the engine "
+                      "kvbm::make_host_copy_backend())"
+                    : "TransferEngine: no copy backend for CUDA streams (build the engine with "
+                      "kvbm::make_cuda_transfer_engine)");
   }
   const std::size_t copies = runs.size();
   Fence fence = backend->copy(stream, src_pool.kind(), dst_pool.kind(), std::move(runs));

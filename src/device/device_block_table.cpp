@@ -1,5 +1,5 @@
 // DeviceBlockTable: host mirror, deltas, staging ring (kvbm/device_block_table.hpp).
-// The backend (host: device_block_table_host.cpp, CUDA: cuda/) owns memory and device work.
+// The backend (host: src/host/, CUDA: cuda/) owns memory and device work; it is always injected.
 #include "kvbm/device_block_table.hpp"
 
 #include <algorithm>
@@ -40,12 +40,10 @@ DeviceBlockTableConfig normalize_table_config(DeviceBlockTableConfig config) {
 
 }  // namespace detail
 
-DeviceBlockTable::DeviceBlockTable(const DeviceBlockTableConfig& config)
-    : DeviceBlockTable(config, detail::make_host_table_backend(detail::normalize_table_config(config))) {}
-
 DeviceBlockTable::DeviceBlockTable(const DeviceBlockTableConfig& config,
                                    std::unique_ptr<detail::TableBackend> backend)
     : config_{detail::normalize_table_config(config)}, backend_{std::move(backend)} {
+  if (backend_ == nullptr) throw ConfigError("DeviceBlockTable: no backend");
   const auto cells = static_cast<std::size_t>(config_.max_requests) *
                      static_cast<std::size_t>(config_.max_blocks_per_request);
   mirror_.assign(cells, -1);
@@ -198,18 +196,20 @@ Fence DeviceBlockTable::sync(StreamRef stream) {
     ++stats_.full_uploads;
     stats_.bytes_uploaded += mirror_.size() * sizeof(std::int32_t);
   } else {
-    RingSlot& slot = acquire_staging(2 * count * sizeof(std::int32_t));
-    auto* out = reinterpret_cast<std::int32_t*>(slot.buffer->host());
+    const std::size_t bytes = detail::staging::cell_upload_ints(count) * sizeof(std::int32_t);
+    RingSlot& slot = acquire_staging(bytes);
+    auto* indices = reinterpret_cast<std::int32_t*>(slot.buffer->host());
+    std::int32_t* values = indices + count;
     for (std::size_t k = 0; k < count; ++k) {
       const std::uint32_t cell = dirty_[k];
-      out[k] = static_cast<std::int32_t>(cell);
-      out[count + k] = mirror_[cell];
+      indices[k] = static_cast<std::int32_t>(cell);
+      values[k] = mirror_[cell];
       on_device_[cell] = mirror_[cell];
     }
     dirty_.clear();
     fence = backend_->upload_cells(stream, *slot.buffer, count);
     slot.fence = fence;
-    stats_.bytes_uploaded += 2 * count * sizeof(std::int32_t);
+    stats_.bytes_uploaded += bytes;
   }
   track(fence);
   last_upload_ = fence;
@@ -241,17 +241,21 @@ Fence DeviceBlockTable::prepare_batch(StreamRef stream, std::span<const BatchEnt
   }
   const std::size_t count = batch.size();
   RingSlot& slot = acquire_staging(detail::layout_scratch_bytes(count));
-  auto* out = reinterpret_cast<std::int32_t*>(slot.buffer->host());
+  auto* scratch = reinterpret_cast<std::int32_t*>(slot.buffer->host());
+  namespace st = detail::staging;
+  std::int32_t* rows = scratch + st::offset(st::BatchArray::Rows, count);
+  std::int32_t* starts = scratch + st::offset(st::BatchArray::Starts, count);
+  std::int32_t* num_tokens = scratch + st::offset(st::BatchArray::NumTokens, count);
   for (std::size_t i = 0; i < count; ++i) {
-    out[i] = batch[i].row;
-    out[count + i] = batch[i].start;
-    out[2 * count + i] = batch[i].num_tokens;
+    rows[i] = batch[i].row;
+    starts[i] = batch[i].start;
+    num_tokens[i] = batch[i].num_tokens;
   }
   Fence fence = backend_->build_layouts(stream, *slot.buffer, count);
   slot.fence = fence;
   track(fence);
   ++stats_.batches_prepared;
-  stats_.bytes_uploaded += 3 * count * sizeof(std::int32_t);
+  stats_.bytes_uploaded += st::batch_input_ints(count) * sizeof(std::int32_t);
   return fence;
 }
 

@@ -11,6 +11,7 @@
 #include <thrust/system/cpp/execution_policy.h>
 
 #include "kvbm/detail/table_backend.hpp"
+#include "kvbm/host/backends.hpp"
 #include "kvbm/host_stream.hpp"
 
 #define KVBM_TABLE_OPS_NS host_impl
@@ -36,11 +37,13 @@ class HostTableBackend final : public TableBackend {
  public:
   explicit HostTableBackend(const DeviceBlockTableConfig& c)
       : config_{c},
-        table_(static_cast<std::size_t>(c.max_requests) * c.max_blocks_per_request, -1),
-        slot_mapping_(static_cast<std::size_t>(c.max_batch_tokens), -1),
-        indptr_(static_cast<std::size_t>(c.max_batch_requests) + 1, 0),
-        indices_(static_cast<std::size_t>(c.max_batch_requests) * c.max_blocks_per_request, -1),
-        last_page_len_(static_cast<std::size_t>(c.max_batch_requests), 0) {}
+        table_(table_extents(c).table, -1),
+        slot_mapping_(table_extents(c).slot_mapping, -1),
+        indptr_(table_extents(c).indptr, 0),
+        indices_(table_extents(c).indices, -1),
+        last_page_len_(table_extents(c).last_page_len, 0),
+        arrays_{table_device_arrays(c, table_.data(), slot_mapping_.data(), indptr_.data(),
+                                    indices_.data(), last_page_len_.data())} {}
 
   StreamRef::Kind stream_kind() const noexcept override { return StreamRef::Kind::Host; }
 
@@ -53,7 +56,8 @@ class HostTableBackend final : public TableBackend {
     HostStream& s = stream.host();
     s.enqueue([this, &buffer, count] {
       // staging -> device scratch (the H2D copy), then the scatter from the scratch.
-      std::memcpy(buffer.device(), buffer.host(), 2 * count * sizeof(std::int32_t));
+      std::memcpy(buffer.device(), buffer.host(),
+                  staging::cell_upload_ints(count) * sizeof(std::int32_t));
       host_impl::scatter_cells(thrust::cpp::par, buffer.device(),
                                static_cast<std::int32_t>(count), table_.data());
     });
@@ -73,8 +77,11 @@ class HostTableBackend final : public TableBackend {
     auto& buffer = static_cast<HostStaging&>(staging);
     HostStream& s = stream.host();
     s.enqueue([this, &buffer, count] {
-      std::memcpy(buffer.device(), buffer.host(), 3 * count * sizeof(std::int32_t));
-      host_impl::build_layouts(thrust::cpp::par, args(buffer.device(), count));
+      std::memcpy(buffer.device(), buffer.host(),
+                  staging::batch_input_ints(count) * sizeof(std::int32_t));
+      host_impl::build_layouts(
+          thrust::cpp::par,
+          host_impl::layout_args(arrays_, buffer.device(), static_cast<std::int32_t>(count)));
     });
     return s.record();
   }
@@ -103,37 +110,24 @@ class HostTableBackend final : public TableBackend {
   }
 
  private:
-  host_impl::LayoutArgs args(std::int32_t* scratch, std::size_t count) {
-    const auto n = static_cast<std::int32_t>(count);
-    return {table_.data(),
-            config_.max_blocks_per_request,
-            config_.block_size,
-            scratch,
-            scratch + n,
-            scratch + 2 * n,
-            scratch + 3 * n,
-            n,
-            slot_mapping_.data(),
-            config_.max_batch_tokens,
-            indptr_.data(),
-            indices_.data(),
-            static_cast<std::int32_t>(indices_.size()),
-            last_page_len_.data(),
-            config_.max_batch_requests};
-  }
-
   DeviceBlockTableConfig config_;
   std::vector<std::int32_t> table_;
   std::vector<std::int64_t> slot_mapping_;
   std::vector<std::int32_t> indptr_;
   std::vector<std::int32_t> indices_;
   std::vector<std::int32_t> last_page_len_;
+  TableDeviceArrays arrays_;
 };
 
 }  // namespace
+}  // namespace kvbm::detail
 
-std::unique_ptr<TableBackend> make_host_table_backend(const DeviceBlockTableConfig& config) {
-  return std::make_unique<HostTableBackend>(config);
+namespace kvbm {
+
+std::unique_ptr<DeviceBlockTable> make_host_device_block_table(const DeviceBlockTableConfig& config) {
+  const DeviceBlockTableConfig normalized = detail::normalize_table_config(config);
+  return std::make_unique<DeviceBlockTable>(
+      normalized, std::make_unique<detail::HostTableBackend>(normalized));
 }
 
-}  // namespace kvbm::detail
+}  // namespace kvbm
