@@ -78,6 +78,12 @@ class BlockManager {
       policy_ = p;
       return *this;
     }
+    /// Chooses the eviction backend (default: lineage). Its options (multi-LRU thresholds,
+    /// lineage order) keep their defaults unless the named setters below set them.
+    Builder& backend(EvictionBackend b) {
+      eviction_.backend = b;
+      return *this;
+    }
     Builder& fifo_backend() { return backend(EvictionBackend::Fifo); }
     Builder& lru_backend() { return backend(EvictionBackend::Lru); }
     Builder& multi_lru_backend(MultiLruThresholds thresholds = {}) {
@@ -101,10 +107,6 @@ class BlockManager {
     }
 
    private:
-    Builder& backend(EvictionBackend b) {
-      eviction_.backend = b;
-      return *this;
-    }
     std::optional<std::size_t> block_count_;
     std::uint32_t block_size_ = 16;
     std::optional<BlockRegistry> registry_;
