@@ -1,4 +1,5 @@
-// Name parsing of the eviction backends (the names themselves live in kvbm/eviction.hpp).
+// Name parsing of the eviction backends (the names themselves live in
+// kvbm/eviction.hpp).
 #include <string>
 
 #include "kvbm/errors.hpp"

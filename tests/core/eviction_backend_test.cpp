@@ -1,4 +1,5 @@
-// EvictionBackend names (to_string / parse_eviction_backend) and Builder::backend(EvictionBackend).
+// EvictionBackend names (to_string / parse_eviction_backend) and
+// Builder::backend(EvictionBackend).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -32,7 +33,8 @@ TEST(EvictionBackendNames, EveryBackendRoundTripsThroughItsName) {
 
 TEST(EvictionBackendNames, ListOrderIsTheToolsOrder) {
   std::vector<std::string> names;
-  for (const EvictionBackend backend : all_eviction_backends()) names.emplace_back(to_string(backend));
+  for (const EvictionBackend backend : all_eviction_backends())
+    names.emplace_back(to_string(backend));
   EXPECT_THAT(names, ::testing::ElementsAre("lru", "fifo", "multi-lru", "lineage"));
 }
 
@@ -54,7 +56,8 @@ TEST(EvictionBackendNames, OnlyMultiLruNeedsAFrequencyTracker) {
     EXPECT_EQ(needs_frequency_tracker(backend), backend == EvictionBackend::MultiLru)
         << to_string(backend);
   }
-  // And the builder agrees: multi-lru without a tracker is refused, the others build.
+  // And the builder agrees: multi-lru without a tracker is refused, the others
+  // build.
   for (const EvictionBackend backend : all_eviction_backends()) {
     auto build = [&] {
       return Manager::builder()
@@ -71,8 +74,8 @@ TEST(EvictionBackendNames, OnlyMultiLruNeedsAFrequencyTracker) {
   }
 }
 
-/// The order in which a fixed history evicts: two chains released head first, one block
-/// revived and released again, then the whole cache evicted.
+/// The order in which a fixed history evicts: two chains released head first,
+/// one block revived and released again, then the whole cache evicted.
 std::vector<SequenceHash> eviction_order(const std::function<void(Builder&)>& pick) {
   auto builder = Manager::builder();
   builder.block_count(6).block_size(test::kTestBlockSize).registry(test::make_registry());
@@ -108,7 +111,8 @@ TEST(BuilderBackend, SelectsTheSameBackendAsTheNamedSetter) {
     EXPECT_EQ(by_enum.size(), 6u);
     orders.push_back(by_enum);
   }
-  // The history tells the backends apart (lineage keeps parents), so the check above can fail.
+  // The history tells the backends apart (lineage keeps parents), so the check
+  // above can fail.
   EXPECT_NE(std::count(orders.begin(), orders.end(), orders.front()),
             static_cast<std::ptrdiff_t>(orders.size()));
 }
