@@ -21,6 +21,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -49,36 +50,40 @@ constexpr std::uint64_t kSalt = 1337;
 constexpr std::size_t kDropBatches = 16;  // chains dropped per bulk_drop iteration
 
 // ---------------------------------------------------------------------------------------------
-// Backends. A backend joins every per-backend benchmark by adding one row here; rows whose
-// build() throws kvbm::ConfigError (not implemented yet) are skipped at startup.
+// Backends: every kvbm::EvictionBackend joins every per-backend benchmark under its
+// kvbm::to_string name; backends whose build() throws kvbm::ConfigError are skipped at startup.
 struct Backend {
-  const char* name;
-  void (*configure)(Manager::Builder&);
-  bool needs_frequency_tracker;
+  std::string name;
+  kvbm::EvictionBackend kind;
+  bool frequency_tracker;
 };
-const std::vector<Backend> kBackends = {
-    {"lru", [](Manager::Builder& b) { b.lru_backend(); }, false},
-    {"fifo", [](Manager::Builder& b) { b.fifo_backend(); }, false},
-    {"multi_lru", [](Manager::Builder& b) { b.multi_lru_backend(); }, true},
-    {"lineage", [](Manager::Builder& b) { b.lineage_backend(); }, false},
-};
-const Backend& lru_backend() { return kBackends.front(); }
+const std::vector<Backend> kBackends = [] {
+  std::vector<Backend> out;
+  for (const kvbm::EvictionBackend kind : kvbm::all_eviction_backends()) {
+    out.push_back({std::string(kvbm::to_string(kind)), kind, kvbm::needs_frequency_tracker(kind)});
+  }
+  return out;
+}();
+const Backend& lru_backend() {
+  return *std::find_if(kBackends.begin(), kBackends.end(),
+                       [](const Backend& b) { return b.kind == kvbm::EvictionBackend::Lru; });
+}
 /// LRU over a registry with a TinyLFU tracker (Medium, the registry default size): measures
 /// what the frequency touches add to a match.
-const Backend kLruTinyLfu{"lru+tinylfu", [](Manager::Builder& b) { b.lru_backend(); }, true};
+const Backend kLruTinyLfu{"lru+tinylfu", kvbm::EvictionBackend::Lru, true};
 
 Manager make_manager(const Backend& backend, std::size_t blocks, bool reset_on_release = false) {
   auto registry = BlockRegistry::builder();
-  if (backend.needs_frequency_tracker) {
+  if (backend.frequency_tracker) {
     registry.frequency_tracker(kvbm::FrequencyTrackingCapacity::Small);
   }
-  auto builder = Manager::builder();
-  builder.block_count(blocks)
+  return Manager::builder()
+      .block_count(blocks)
       .block_size(kBlockSize)
       .registry(registry.build())
-      .default_reset_on_release(reset_on_release);
-  backend.configure(builder);
-  return builder.build();
+      .default_reset_on_release(reset_on_release)
+      .backend(backend.kind)
+      .build();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,7 +591,7 @@ std::vector<const Backend*> available_backends() {
       (void)make_manager(backend, 16);
       out.push_back(&backend);
     } catch (const kvbm::ConfigError& e) {
-      std::fprintf(stderr, "bench: skipping backend %s: %s\n", backend.name, e.what());
+      std::fprintf(stderr, "bench: skipping backend %s: %s\n", backend.name.c_str(), e.what());
     }
   }
   return out;

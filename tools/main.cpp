@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kvbm/errors.hpp"
+#include "kvbm/eviction.hpp"
 #include "replay/policy.hpp"
 #include "replay/report.hpp"
 #include "replay/simulate.hpp"
@@ -51,9 +52,18 @@ class ProgressBar {
   bool drawn_ = false;
 };
 
+// The backend names, from the library's one list.
+std::vector<std::string> backend_names() {
+  std::vector<std::string> names;
+  for (const kvbm::EvictionBackend backend : kvbm::all_eviction_backends()) {
+    names.emplace_back(kvbm::to_string(backend));
+  }
+  return names;
+}
+
 ReplayReport run_one(const Trace& trace, const std::string& mode, const ReplayConfig& config,
                      bool progress) {
-  ProgressBar bar(progress, mode + " " + std::string(policy_name(config.policy)) + " " +
+  ProgressBar bar(progress, mode + " " + std::string(to_string(config.policy)) + " " +
                                 std::to_string(config.g1_blocks));
   return mode == "cache" ? run_cache_mode(trace, config, bar.callback())
                          : run_serve_mode(trace, config, bar.callback());
@@ -68,15 +78,16 @@ int main(int argc, char** argv) {
   std::string trace_path = KVBM_REPLAY_DEFAULT_TRACE;
   std::string mode = "serve";
   std::string g2_policy;
-  std::string policy = "lineage";  // the sweep winner, see docs/replay.md
   ReplayConfig config;
+  std::string policy{kvbm::to_string(config.policy)};  // the sweep winner, see docs/replay.md
   bool json = false;
   bool skip_bad_lines = false;
   bool no_progress = false;
   std::size_t max_requests = 0;
   bool sweep = false;
   std::vector<std::size_t> sweep_blocks{1024, 2048, 4096, 8192, 16384, 32768, 65536};
-  std::vector<std::string> sweep_policies{"lru", "fifo", "multi-lru", "lineage"};
+  const std::vector<std::string> backends = backend_names();
+  std::vector<std::string> sweep_policies = backends;
   std::string csv_path;
 
   app.add_option("--trace", trace_path, "Mooncake JSON Lines trace")->capture_default_str();
@@ -87,12 +98,12 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--policy", policy, "eviction backend")
-      ->check(CLI::IsMember({"lru", "fifo", "multi-lru", "lineage"}))
+      ->check(CLI::IsMember(backends))
       ->capture_default_str();
   app.add_option("--g2-blocks", config.g2_blocks, "G2 (host) capacity in blocks; 0: no G2 (serve)")
       ->capture_default_str();
   app.add_option("--g2-policy", g2_policy, "G2's eviction backend (default: --policy)")
-      ->check(CLI::IsMember({"lru", "fifo", "multi-lru", "lineage"}));
+      ->check(CLI::IsMember(backends));
   app.add_option("--block-size", config.block_size,
                  "tokens per kvbm block; a power of two dividing 512 (each trace block becomes "
                  "512/block-size kvbm blocks)")
@@ -125,7 +136,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--sweep-policies", sweep_policies, "policies for --sweep")
       ->delimiter(',')
-      ->check(CLI::IsMember({"lru", "fifo", "multi-lru", "lineage"}))
+      ->check(CLI::IsMember(backends))
       ->capture_default_str();
   app.add_option("--csv", csv_path, "sweep CSV output file (default: stdout)");
   CLI11_PARSE(app, argc, argv);
@@ -136,7 +147,7 @@ int main(int argc, char** argv) {
     options.skip_bad_lines = skip_bad_lines;
     options.max_requests = max_requests;
     const Trace trace = load_trace(trace_path, options);
-    if (!g2_policy.empty()) config.g2_policy = *parse_policy(g2_policy);
+    if (!g2_policy.empty()) config.g2_policy = kvbm::parse_eviction_backend(g2_policy);
     if (mode == "cache" && config.g2_blocks != 0) {
       std::cerr << "kvbm-replay: note: --g2-blocks only applies to --mode serve; ignored\n";
     }
@@ -146,7 +157,7 @@ int main(int argc, char** argv) {
     }
 
     if (!sweep) {
-      config.policy = *parse_policy(policy);
+      config.policy = kvbm::parse_eviction_backend(policy);
       const ReplayReport report = run_one(trace, mode, config, progress);
       if (json) {
         std::cout << to_json(report).dump(2) << '\n';
@@ -174,7 +185,7 @@ int main(int argc, char** argv) {
     for (const auto& name : sweep_policies) {
       for (const std::size_t blocks : sweep_blocks) {
         ReplayConfig point = config;
-        point.policy = *parse_policy(name);
+        point.policy = kvbm::parse_eviction_backend(name);
         point.g1_blocks = blocks;
         ReplayReport report;
         try {

@@ -78,6 +78,12 @@ class BlockManager {
       policy_ = p;
       return *this;
     }
+    /// Chooses the eviction backend (default: lineage). Its options (multi-LRU thresholds,
+    /// lineage order) keep their defaults unless the named setters below set them.
+    Builder& backend(EvictionBackend b) {
+      eviction_.backend = b;
+      return *this;
+    }
     Builder& fifo_backend() { return backend(EvictionBackend::Fifo); }
     Builder& lru_backend() { return backend(EvictionBackend::Lru); }
     Builder& multi_lru_backend(MultiLruThresholds thresholds = {}) {
@@ -101,10 +107,6 @@ class BlockManager {
     }
 
    private:
-    Builder& backend(EvictionBackend b) {
-      eviction_.backend = b;
-      return *this;
-    }
     std::optional<std::size_t> block_count_;
     std::uint32_t block_size_ = 16;
     std::optional<BlockRegistry> registry_;
@@ -252,15 +254,12 @@ class BlockManager {
   /// Evicts every cached block to the free list; returns how many were drained.
   std::size_t reset_inactive_pool() { return store_->reset_inactive_pool(); }
 
-  /// Test hook (see detail::BlockStore::set_release_hook_for_testing); not for production use.
-  void set_release_hook_for_testing(std::function<void()> hook) {
-    store_->set_release_hook_for_testing(std::move(hook));
-  }
-
-  /// Diagnostics: throws std::logic_error if the pool's bookkeeping is inconsistent.
+  /// Diagnostics: throws std::logic_error if the pool's bookkeeping is inconsistent (O(pool
+  /// size), under the pool lock). Test-only hooks live in kvbm/detail/testing.hpp.
   void check_invariants() const { store_->check_invariants(); }
 
  private:
+  friend struct detail::TestingAccess;
   explicit BlockManager(detail::StorePtr store) noexcept : store_{std::move(store)} {}
 
   std::optional<std::vector<Mutable>> allocate(

@@ -9,14 +9,48 @@
 //   lineage   — prefix-tree aware: only leaves are evictable, so a cached parent outlives its
 //               cached descendants
 // Every backend is O(1) or O(log n) per operation and allocation-free in steady state.
+// The names above are the backends' one spelling everywhere (CLI flags, benchmark names):
+// to_string / parse_eviction_backend convert, all_eviction_backends() lists them. All of these
+// are pure functions, safe from any thread.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <string_view>
 
 namespace kvbm {
 
 enum class EvictionBackend : std::uint8_t { Fifo, Lru, MultiLru, Lineage };
+
+/// Every backend, in the order tools list them (lru, fifo, multi-lru, lineage).
+[[nodiscard]] constexpr std::array<EvictionBackend, 4> all_eviction_backends() noexcept {
+  return {EvictionBackend::Lru, EvictionBackend::Fifo, EvictionBackend::MultiLru,
+          EvictionBackend::Lineage};
+}
+
+/// The backend's name: "fifo", "lru", "multi-lru" or "lineage".
+[[nodiscard]] constexpr std::string_view to_string(EvictionBackend backend) noexcept {
+  switch (backend) {
+    case EvictionBackend::Fifo:
+      return "fifo";
+    case EvictionBackend::Lru:
+      return "lru";
+    case EvictionBackend::MultiLru:
+      return "multi-lru";
+    case EvictionBackend::Lineage:
+      return "lineage";
+  }
+  return "unknown";
+}
+
+/// The backend named `name` (exact, lower case, as to_string writes it). Throws ConfigError
+/// naming the valid names for anything else.
+[[nodiscard]] EvictionBackend parse_eviction_backend(std::string_view name);
+
+/// Whether the backend reads the registry's frequency tracker (the registry must have one).
+[[nodiscard]] constexpr bool needs_frequency_tracker(EvictionBackend backend) noexcept {
+  return backend == EvictionBackend::MultiLru;
+}
 
 /// Order among the lineage backend's evictable leaves.
 enum class LineageEviction : std::uint8_t {

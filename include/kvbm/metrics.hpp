@@ -10,32 +10,41 @@
 
 namespace kvbm {
 
+/// The one list of a manager's metrics: COUNTER(name, meaning) for counters (std::uint64_t, only
+/// grow), GAUGE(name, meaning) for gauges (std::int64_t, current values). MetricsSnapshot and the
+/// store's live atomics are both generated from it, so a metric is added here and nowhere else.
+#define KVBM_METRICS(COUNTER, GAUGE)                                                               \
+  COUNTER(allocations, "blocks handed out by allocate_blocks*")                                    \
+  COUNTER(allocations_from_reset, "... of which came from the free list")                          \
+  COUNTER(evictions, "inactive blocks evicted to satisfy allocation")                              \
+  COUNTER(registrations, "blocks submitted to register_block(s)")                                  \
+  COUNTER(duplicate_blocks, "registrations that became duplicates (Allow)")                        \
+  COUNTER(registration_dedup, "registrations answered with the primary (Reject)")                  \
+  COUNTER(stagings, "successful complete()/stage() calls")                                         \
+  COUNTER(match_hashes_requested, "hashes passed to match_blocks")                                 \
+  COUNTER(match_blocks_returned, "blocks match_blocks returned")                                   \
+  COUNTER(scan_hashes_requested, "hashes passed to scan_matches")                                  \
+  COUNTER(scan_blocks_returned, "blocks scan_matches returned")                                    \
+  /* audit counters */                                                                             \
+  COUNTER(eager_primary_to_inactive, "lookups that finished a racing last drop")                   \
+  COUNTER(release_primary_noop, "late drops that found the slot moved on")                         \
+  /* deferred reclaim (slot fences) */                                                             \
+  COUNTER(fence_reclaims, "fenced slots returned to use after their fences completed")             \
+  COUNTER(fence_waits, "fences waited on by allocate_blocks_blocking")                             \
+  COUNTER(fenced_handoffs, "fenced slots handed out by allocate_blocks_stream_ordered")            \
+  GAUGE(inflight_mutable, "MutableBlocks held by callers (staged blocks are not counted)")         \
+  GAUGE(inflight_immutable, "live ImmutableBlock handles (copies count, pins do not)")             \
+  GAUGE(reset_pool_size, "free slots (fenced ones included)")                                      \
+  GAUGE(inactive_pool_size, "cached blocks (fenced ones included)")                                \
+  GAUGE(fenced_slots, "released slots waiting on fences before reuse")
+
+/// One manager's metrics at one moment; the fields and their meanings are KVBM_METRICS above.
 struct MetricsSnapshot {
-  // counters
-  std::uint64_t allocations = 0;             ///< blocks handed out by allocate_blocks*
-  std::uint64_t allocations_from_reset = 0;  ///< ... of which came from the free list
-  std::uint64_t evictions = 0;               ///< inactive blocks evicted to satisfy allocation
-  std::uint64_t registrations = 0;           ///< blocks submitted to register_block(s)
-  std::uint64_t duplicate_blocks = 0;        ///< registrations that became duplicates (Allow)
-  std::uint64_t registration_dedup = 0;      ///< registrations answered with the primary (Reject)
-  std::uint64_t stagings = 0;                ///< successful complete()/stage() calls
-  std::uint64_t match_hashes_requested = 0;
-  std::uint64_t match_blocks_returned = 0;
-  std::uint64_t scan_hashes_requested = 0;
-  std::uint64_t scan_blocks_returned = 0;
-  // audit counters
-  std::uint64_t eager_primary_to_inactive = 0;  ///< lookups that finished a racing last drop
-  std::uint64_t release_primary_noop = 0;       ///< late drops that found the slot moved on
-  // deferred reclaim (slot fences)
-  std::uint64_t fence_reclaims = 0;   ///< fenced slots returned to use after their fences completed
-  std::uint64_t fence_waits = 0;      ///< fences waited on by allocate_blocks_blocking
-  std::uint64_t fenced_handoffs = 0;  ///< fenced slots handed out by allocate_blocks_stream_ordered
-  // gauges
-  std::int64_t inflight_mutable = 0;    ///< MutableBlocks held by callers (staged blocks are not counted)
-  std::int64_t inflight_immutable = 0;  ///< live ImmutableBlock handles (copies count, pins do not)
-  std::int64_t reset_pool_size = 0;     ///< free slots (fenced ones included)
-  std::int64_t inactive_pool_size = 0;  ///< cached blocks (fenced ones included)
-  std::int64_t fenced_slots = 0;        ///< released slots waiting on fences before reuse
+#define KVBM_METRICS_COUNTER_FIELD(name, meaning) std::uint64_t name = 0;
+#define KVBM_METRICS_GAUGE_FIELD(name, meaning) std::int64_t name = 0;
+  KVBM_METRICS(KVBM_METRICS_COUNTER_FIELD, KVBM_METRICS_GAUGE_FIELD)
+#undef KVBM_METRICS_COUNTER_FIELD
+#undef KVBM_METRICS_GAUGE_FIELD
 };
 
 std::ostream& operator<<(std::ostream& os, const MetricsSnapshot& m);

@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "kvbm/detail/testing.hpp"
 #include "test_helpers.hpp"
 
 namespace kvbm::test {
@@ -19,7 +20,7 @@ namespace {
 class ReleaseGate {
  public:
   explicit ReleaseGate(BlockManager<G1>& m) {
-    m.set_release_hook_for_testing([this] {
+    kvbm::testing::set_release_hook(m, [this] {
       if (!armed_.exchange(false)) return;
       std::unique_lock lock{mutex_};
       parked_ = true;

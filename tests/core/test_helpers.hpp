@@ -101,13 +101,8 @@ struct ManagerOptions {
 
 template <class Builder>
 Builder& apply_backend(Builder& b, EvictionBackend backend, LineageEviction lineage) {
-  switch (backend) {
-    case EvictionBackend::Fifo: return b.fifo_backend();
-    case EvictionBackend::Lru: return b.lru_backend();
-    case EvictionBackend::MultiLru: return b.multi_lru_backend();
-    case EvictionBackend::Lineage: return b.lineage_backend(lineage);
-  }
-  return b;
+  b.backend(backend);
+  return backend == EvictionBackend::Lineage ? b.lineage_backend(lineage) : b;
 }
 
 inline BlockRegistry make_registry() {

@@ -120,16 +120,16 @@ TEST(CacheMode, SmallerBlocksGiveTheSameHitFraction) {
 }
 
 TEST(CacheMode, EveryAvailablePolicyReplays) {
-  for (const Policy policy : all_policies()) {
+  for (const Policy policy : kvbm::all_eviction_backends()) {
     ReplayConfig config;
     config.policy = policy;
     config.g1_blocks = 2048;
     try {
       const auto report = run_cache_mode(sample(), config);
-      EXPECT_LE(report.g1.blocks_hit, report.blocks_requested) << policy_name(policy);
-      EXPECT_GT(report.g1.blocks_hit, 0u) << policy_name(policy);
+      EXPECT_LE(report.g1.blocks_hit, report.blocks_requested) << kvbm::to_string(policy);
+      EXPECT_GT(report.g1.blocks_hit, 0u) << kvbm::to_string(policy);
     } catch (const ConfigError& e) {
-      GTEST_LOG_(INFO) << "policy " << policy_name(policy) << " not available: " << e.what();
+      GTEST_LOG_(INFO) << "policy " << kvbm::to_string(policy) << " not available: " << e.what();
     }
   }
 }

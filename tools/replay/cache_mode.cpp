@@ -20,7 +20,7 @@ ReplayReport run_cache_mode(const Trace& trace, const ReplayConfig& config,
 
   ReplayReport report;
   report.mode = "cache";
-  report.policy = std::string(policy_name(config.policy));
+  report.policy = std::string(to_string(config.policy));
   report.block_size = config.block_size;
   report.salt = config.salt;
   report.bad_lines = trace.bad_lines;

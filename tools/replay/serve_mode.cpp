@@ -112,9 +112,9 @@ class ServeSimulator {
     }
     block_bytes_ = config.kv_bytes_per_token * config.block_size;
     report_.mode = "serve";
-    report_.policy = std::string(policy_name(config.policy));
+    report_.policy = std::string(to_string(config.policy));
     if (g2_ && config.g2_policy && *config.g2_policy != config.policy) {
-      report_.policy += "+g2:" + std::string(policy_name(*config.g2_policy));
+      report_.policy += "+g2:" + std::string(to_string(*config.g2_policy));
     }
     report_.block_size = config.block_size;
     report_.salt = config.salt;

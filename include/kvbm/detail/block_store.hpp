@@ -74,17 +74,24 @@ struct StoreConfig {
   const char* tier_name = "";
 };
 
-/// Live counters; relaxed atomics, read through snapshot().
+/// Live metrics (the fields of KVBM_METRICS); relaxed atomics, read through snapshot().
 struct StoreMetrics {
-  std::atomic<std::uint64_t> allocations{0}, allocations_from_reset{0}, evictions{0},
-      registrations{0}, duplicate_blocks{0}, registration_dedup{0}, stagings{0},
-      match_hashes_requested{0}, match_blocks_returned{0}, scan_hashes_requested{0},
-      scan_blocks_returned{0}, eager_primary_to_inactive{0}, release_primary_noop{0},
-      fence_reclaims{0}, fence_waits{0}, fenced_handoffs{0};
-  std::atomic<std::int64_t> inflight_mutable{0}, inflight_immutable{0}, reset_pool_size{0},
-      inactive_pool_size{0}, fenced_slots{0};
-  [[nodiscard]] MetricsSnapshot snapshot() const noexcept;
+#define KVBM_METRICS_COUNTER_ATOMIC(name, meaning) std::atomic<std::uint64_t> name{0};
+#define KVBM_METRICS_GAUGE_ATOMIC(name, meaning) std::atomic<std::int64_t> name{0};
+  KVBM_METRICS(KVBM_METRICS_COUNTER_ATOMIC, KVBM_METRICS_GAUGE_ATOMIC)
+#undef KVBM_METRICS_COUNTER_ATOMIC
+#undef KVBM_METRICS_GAUGE_ATOMIC
+
+  [[nodiscard]] MetricsSnapshot snapshot() const noexcept {
+    MetricsSnapshot out;
+#define KVBM_METRICS_LOAD(name, meaning) out.name = name.load(std::memory_order_relaxed);
+    KVBM_METRICS(KVBM_METRICS_LOAD, KVBM_METRICS_LOAD)
+#undef KVBM_METRICS_LOAD
+    return out;
+  }
 };
+
+struct TestingAccess;
 
 class BlockStore {
  public:
@@ -180,11 +187,6 @@ class BlockStore {
   void touch_all(std::span<const SequenceHash> hashes) const;
   void touch_one(const SequenceHash& hash) const;
 
-  /// Test hook: runs on a releasing thread after a tenancy's count reached zero and before it
-  /// takes the store lock, so a test can park a last drop and race a lookup against it
-  /// deterministically. Set it before any thread uses the pool; not for production use.
-  void set_release_hook_for_testing(std::function<void()> hook) { release_hook_ = std::move(hook); }
-
   /// Test/diagnostic: throws std::logic_error if an internal invariant is broken
   /// (free + inactive + held != total, index and slot states disagree).
   void check_invariants() const;
@@ -195,6 +197,15 @@ class BlockStore {
   ~BlockStore();
   void destroy() noexcept;
   void release_last(BlockId id, std::uint32_t generation) noexcept;
+  /// The lookup loop of match_prefix (Prefix: stop at the first miss) and scan (EveryHash, each
+  /// hash filtered by `wanted` when given), under one lock; counts into the two counters.
+  enum class Lookup : std::uint8_t { Prefix, EveryHash };
+  std::size_t acquire_each(std::span<const SequenceHash> hashes, Lookup lookup,
+                           const FunctionRef<bool(const SequenceHash&)>* wanted,
+                           FunctionRef<void(const ImmutableRef&)> emit,
+                           std::atomic<std::uint64_t>& requested,
+                           std::atomic<std::uint64_t>& returned);
+  friend struct TestingAccess;  // the release hook (kvbm/detail/testing.hpp)
 
   std::atomic<std::size_t> refs_{1};
   std::unique_ptr<std::atomic<std::uint64_t>[]> slot_refs_;
@@ -203,6 +214,8 @@ class BlockStore {
   std::size_t total_blocks_;
   StoreMetrics metrics_;
   std::unique_ptr<StoreState> state_;
+  /// Test hook: runs on a releasing thread after a tenancy's count reached zero and before it
+  /// takes the store lock (set only through kvbm/detail/testing.hpp, before the pool is used).
   std::function<void()> release_hook_;
 };
 
