@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/store_state.hpp"
+#include "store_state.hpp"
 #include "kvbm/nvtx.hpp"
 
 namespace kvbm::detail {
