@@ -8,6 +8,9 @@ packages=(
   libxxhash-dev libabsl-dev librapidcheck-dev
   nlohmann-json3-dev libcli11-dev
   python3-matplotlib
+  libzmq3-dev cppzmq-dev libmsgpack-cxx-dev
+  python3-dev python3-venv
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do
