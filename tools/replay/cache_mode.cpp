@@ -6,6 +6,7 @@
 
 #include "kvbm/block_manager.hpp"
 #include "kvbm/types.hpp"
+#include "replay/checked.hpp"
 #include "replay/hash_mapping.hpp"
 #include "replay/simulate.hpp"
 
@@ -34,13 +35,15 @@ ReplayReport run_cache_mode(const Trace& trace, const ReplayConfig& config,
     const TraceRequest& request = trace.requests[index];
     ++report.requests;
     if (progress && index % 256 == 0) progress(index, total);
-    mapper.map_into(request.hash_ids, hashes);
-    if (hashes.size() > config.g1_blocks) {
+    // Too long to name (position limit) or larger than the pool: rejected, not fatal.
+    const auto blocks = mapper.block_count(request.hash_ids.size());
+    if (!blocks || *blocks > config.g1_blocks) {
       ++report.rejected;
       continue;
     }
-    report.blocks_requested += hashes.size();
-    report.prompt_tokens += request.input_length;
+    mapper.map_into(request.hash_ids, hashes);
+    accumulate<std::uint64_t>(report.blocks_requested, hashes.size(), "prompt blocks requested");
+    accumulate<std::uint64_t>(report.prompt_tokens, request.input_length, "prompt tokens");
 
     held = g1.match_blocks(hashes);
     const std::size_t hits = held.size();

@@ -5,7 +5,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "kvbm/errors.hpp"
 #include "kvbm/tokens.hpp"
+#include "replay/checked.hpp"
 
 namespace kvbm::replay {
 
@@ -26,10 +28,21 @@ std::vector<SequenceHash> HashMapper::map(std::span<const std::uint64_t> hash_id
   return out;
 }
 
+std::optional<std::size_t> HashMapper::block_count(std::size_t trace_blocks) const noexcept {
+  const auto blocks = checked_mul<std::size_t>(trace_blocks, per_trace_block_);
+  if (!blocks || *blocks > SequenceHash::kMaxPosition) return std::nullopt;
+  return blocks;
+}
+
 void HashMapper::map_into(std::span<const std::uint64_t> hash_ids,
                           std::vector<SequenceHash>& out) const {
   out.clear();
-  out.reserve(hash_ids.size() * per_trace_block_);
+  const auto blocks = block_count(hash_ids.size());
+  if (!blocks) {
+    throw PositionOutOfRange("a prompt of " + std::to_string(hash_ids.size()) +
+                             " trace blocks needs more than 2^24 block positions");
+  }
+  out.reserve(*blocks);
   std::optional<std::uint64_t> parent;
   std::uint32_t position = 0;
   for (const std::uint64_t id : hash_ids) {

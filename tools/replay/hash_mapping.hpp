@@ -12,7 +12,9 @@
 // Value type, no state beyond its settings; thread-safe for concurrent const use.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -32,7 +34,13 @@ class HashMapper {
   [[nodiscard]] std::uint32_t blocks_per_trace_block() const noexcept { return per_trace_block_; }
   [[nodiscard]] std::uint64_t salt() const noexcept { return salt_; }
 
-  /// The request's prompt as kvbm block hashes, position 0 first.
+  /// How many kvbm blocks a prompt of `trace_blocks` trace blocks maps to, or std::nullopt when
+  /// that chain is longer than SequenceHash positions allow (2^24): such a request cannot be
+  /// named and callers count it as rejected. O(1).
+  [[nodiscard]] std::optional<std::size_t> block_count(std::size_t trace_blocks) const noexcept;
+
+  /// The request's prompt as kvbm block hashes, position 0 first. Throws
+  /// kvbm::PositionOutOfRange (before allocating) when block_count() is std::nullopt.
   [[nodiscard]] std::vector<SequenceHash> map(std::span<const std::uint64_t> hash_ids) const;
   /// Same, appending into `out` (cleared first) to reuse its capacity.
   void map_into(std::span<const std::uint64_t> hash_ids, std::vector<SequenceHash>& out) const;

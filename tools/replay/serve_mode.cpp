@@ -28,6 +28,7 @@
 #include "kvbm/physical_pool.hpp"
 #include "kvbm/transfer_engine.hpp"
 #include "kvbm/types.hpp"
+#include "replay/checked.hpp"
 #include "replay/hash_mapping.hpp"
 #include "replay/simulate.hpp"
 
@@ -65,8 +66,8 @@ class HostTransfers {
  public:
   HostTransfers(ManagerId g1, std::size_t g1_blocks, ManagerId g2, std::size_t g2_blocks,
                 std::size_t block_bytes)
-      : g1_memory_(g1_blocks * block_bytes),
-        g2_memory_(g2_blocks * block_bytes),
+      : g1_memory_(mul_or_throw(g1_blocks, block_bytes, "G1 payload bytes")),
+        g2_memory_(mul_or_throw(g2_blocks, block_bytes, "G2 payload bytes")),
         g1_pool_{g1, g1_memory_.data(), static_cast<BlockId>(g1_blocks), block_bytes,
                  MemoryKind::Host},
         g2_pool_{g2, g2_memory_.data(), static_cast<BlockId>(g2_blocks), block_bytes,
@@ -99,8 +100,14 @@ class ServeSimulator {
         mapper_{config.block_size, config.salt},
         registry_{make_registry({config.policy, config.g2_policy.value_or(config.policy)})},
         g1_{make_manager<G1>(config.policy, config.g1_blocks, config.block_size, registry_)} {
-    if (config.prefill_tokens_per_s <= 0 || config.decode_tokens_per_s <= 0) {
-      throw std::invalid_argument("serve mode: prefill and decode rates must be positive");
+    // Written so that NaN fails too: the rates divide every simulated time.
+    const auto positive_finite = [](double v) { return v > 0 && std::isfinite(v); };
+    if (!positive_finite(config.prefill_tokens_per_s) ||
+        !positive_finite(config.decode_tokens_per_s)) {
+      throw std::invalid_argument("serve mode: prefill and decode rates must be positive and finite");
+    }
+    if (!(config.onboard_gb_per_s >= 0) || !std::isfinite(config.onboard_gb_per_s)) {
+      throw std::invalid_argument("serve mode: the onboard bandwidth must be finite and >= 0");
     }
     if (config.g2_blocks != 0) {
       g2_.emplace(make_manager<G2>(config.g2_policy.value_or(config.policy), config.g2_blocks,
@@ -110,7 +117,8 @@ class ServeSimulator {
                                                      config.g2_blocks, config.copy_bytes_per_block);
       }
     }
-    block_bytes_ = config.kv_bytes_per_token * config.block_size;
+    block_bytes_ = mul_or_throw<std::uint64_t>(config.kv_bytes_per_token, config.block_size,
+                                               "--kv-bytes-per-token x --block-size");
     report_.mode = "serve";
     report_.policy = std::string(to_string(config.policy));
     if (g2_ && config.g2_policy && *config.g2_policy != config.policy) {
@@ -176,20 +184,24 @@ class ServeSimulator {
     events_.push(Event{time_ms, kind, next_sequence_++, request});
   }
 
+  // In 64 bits: an output_length near 2^32 must not wrap to zero blocks.
   std::size_t decode_blocks_for(const TraceRequest& request) const {
-    return (request.output_length + config_.block_size - 1) / config_.block_size;
+    return (std::uint64_t{request.output_length} + config_.block_size - 1) / config_.block_size;
   }
 
   void on_arrival(const Event& event) {
     const TraceRequest& request = trace_.requests[event.request];
     ++report_.requests;
-    Running state;
-    mapper_.map_into(request.hash_ids, state.hashes);
-    state.decode_left = decode_blocks_for(request);
-    if (state.hashes.size() + state.decode_left > config_.g1_blocks) {
+    // Too long to name (position limit) or larger than the pool: rejected, not fatal.
+    const auto blocks = mapper_.block_count(request.hash_ids.size());
+    const std::size_t decode = decode_blocks_for(request);
+    if (!blocks || *blocks > config_.g1_blocks || decode > config_.g1_blocks - *blocks) {
       ++report_.rejected;
       return;
     }
+    Running state;
+    mapper_.map_into(request.hash_ids, state.hashes);
+    state.decode_left = decode;
     running_.emplace(event.request, std::move(state));
     waiting_.push_back(event.request);
     try_admit(event.time_ms);
@@ -220,8 +232,8 @@ class ServeSimulator {
     const std::size_t n = state.hashes.size();
     const std::size_t g1_hits = matched.size();
     queue_delays_ms_.push_back(now_ms - request.timestamp_ms);
-    report_.blocks_requested += n;
-    report_.prompt_tokens += request.input_length;
+    accumulate<std::uint64_t>(report_.blocks_requested, n, "prompt blocks requested");
+    accumulate<std::uint64_t>(report_.prompt_tokens, request.input_length, "prompt tokens");
     report_.g1.blocks_hit += g1_hits;
     state.prompt = std::move(matched);
 
@@ -250,8 +262,8 @@ class ServeSimulator {
     const double uncached_tokens = static_cast<double>(request.input_length - cached_tokens);
     double prefill_ms = 1000.0 * uncached_tokens / config_.prefill_tokens_per_s;
     if (onboarded != 0 && config_.onboard_gb_per_s > 0) {
-      prefill_ms +=
-          1000.0 * static_cast<double>(onboarded * block_bytes_) / (config_.onboard_gb_per_s * 1e9);
+      prefill_ms += 1000.0 * static_cast<double>(onboarded) * static_cast<double>(block_bytes_) /
+                    (config_.onboard_gb_per_s * 1e9);
     }
     push(now_ms + prefill_ms, EventKind::PrefillDone, index);
   }
@@ -351,7 +363,9 @@ class ServeSimulator {
     }
     auto registered = g2_->register_blocks(std::move(staged));
     report_.offload_blocks += room;
-    report_.offload_bytes += room * block_bytes_;
+    accumulate<std::uint64_t>(report_.offload_bytes,
+                              mul_or_throw<std::uint64_t>(room, block_bytes_, "offload bytes"),
+                              "offload bytes (lower --kv-bytes-per-token)");
     while (!registered.empty()) registered.pop_back();
   }
 
@@ -371,7 +385,10 @@ class ServeSimulator {
     }
     register_into(state.prompt, std::move(staged));
     report_.onboard_blocks += source.size();
-    report_.onboard_bytes += source.size() * block_bytes_;
+    accumulate<std::uint64_t>(
+        report_.onboard_bytes,
+        mul_or_throw<std::uint64_t>(source.size(), block_bytes_, "onboard bytes"),
+        "onboard bytes (lower --kv-bytes-per-token)");
   }
 
   void note_occupancy() {

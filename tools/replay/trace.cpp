@@ -27,7 +27,8 @@ TraceRequest parse_trace_line(const std::string& text, std::size_t line_number) 
   nlohmann::json obj;
   try {
     obj = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error and also out_of_range (a number such as 1e999 that overflows a double).
     throw TraceError(line_number, std::string("invalid JSON: ") + e.what());
   }
   if (!obj.is_object()) throw TraceError(line_number, "not a JSON object");
@@ -38,8 +39,9 @@ TraceRequest parse_trace_line(const std::string& text, std::size_t line_number) 
   if (ts == obj.end()) throw TraceError(line_number, "missing field \"timestamp\"");
   if (!ts->is_number()) throw TraceError(line_number, "field \"timestamp\" is not a number");
   request.timestamp_ms = ts->get<double>();
-  if (!std::isfinite(request.timestamp_ms) || request.timestamp_ms < 0) {
-    throw TraceError(line_number, "field \"timestamp\" is negative or not finite");
+  if (!std::isfinite(request.timestamp_ms) || request.timestamp_ms < 0 ||
+      request.timestamp_ms > kMaxTimestampMs) {
+    throw TraceError(line_number, "field \"timestamp\" is negative, not finite or above 2^53");
   }
   constexpr auto kMaxLength = std::numeric_limits<std::uint32_t>::max();
   request.input_length =

@@ -2,7 +2,8 @@
 //
 // One request per line: {"timestamp": ms, "input_length": tokens, "output_length": tokens,
 // "hash_ids": [one id per trace block of the prompt]}. Equal ids mean equal prefixes.
-// Parsing is strict: a malformed line throws TraceError naming its 1-based line number, unless
+// Parsing is strict: a malformed line (bad JSON, a number that overflows such as 1e999, a missing,
+// negative, fractional or too large field) throws TraceError naming its 1-based line number, unless
 // the caller asks to skip bad lines, in which case they are counted in Trace::bad_lines.
 // Blank lines are not requests and are ignored. Value types; no synchronisation.
 #pragma once
@@ -18,6 +19,8 @@ namespace kvbm::replay {
 
 /// Tokens per hash id in the Mooncake traces.
 inline constexpr std::uint32_t kTraceBlockSize = 512;
+/// Largest accepted timestamp (ms): 2^53, beyond which a double no longer counts milliseconds.
+inline constexpr double kMaxTimestampMs = 9007199254740992.0;
 
 struct TraceRequest {
   double timestamp_ms = 0;
