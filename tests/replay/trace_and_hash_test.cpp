@@ -93,7 +93,23 @@ INSTANTIATE_TEST_SUITE_P(
         R"({"timestamp": 1, "input_length": 1.5, "output_length": 1, "hash_ids": [0]})",
         R"({"timestamp": 1, "input_length": 600, "output_length": 1, "hash_ids": 7})",
         R"({"timestamp": 1, "input_length": 600, "output_length": 1, "hash_ids": [0, "x"]})",
-        R"({"timestamp": 1, "input_length": 600, "output_length": 1, "hash_ids": [0, -2]})"));
+        R"({"timestamp": 1, "input_length": 600, "output_length": 1, "hash_ids": [0, -2]})",
+        // Numbers the JSON parser itself refuses (out_of_range, not parse_error): still a
+        // TraceError with the line number, still skippable.
+        R"({"timestamp": 1e999, "input_length": 600, "output_length": 1, "hash_ids": [0]})",
+        R"({"timestamp": -1e999, "input_length": 600, "output_length": 1, "hash_ids": [0]})",
+        R"({"timestamp": 1, "input_length": 1e999, "output_length": 1, "hash_ids": [0]})",
+        R"({"timestamp": 1, "input_length": 600, "output_length": 1, "hash_ids": [1e999]})",
+        // Not JSON numbers at all.
+        R"({"timestamp": NaN, "input_length": 600, "output_length": 1, "hash_ids": [0]})",
+        R"({"timestamp": Infinity, "input_length": 600, "output_length": 1, "hash_ids": [0]})",
+        R"({"timestamp": 1, "input_length": 0x10, "output_length": 1, "hash_ids": [0]})",
+        // Integers beyond their field's range.
+        R"({"timestamp": 1, "input_length": 4294967296, "output_length": 1, "hash_ids": [0]})",
+        R"({"timestamp": 1, "input_length": 1, "output_length": 4294967296, "hash_ids": [0]})",
+        R"({"timestamp": 1, "input_length": 1, "output_length": 1, "hash_ids": [18446744073709551616]})",
+        R"({"timestamp": 1e300, "input_length": 600, "output_length": 1, "hash_ids": [0]})",
+        R"({"timestamp": 1, "input_length": 1e3, "output_length": 1, "hash_ids": [0]})"));
 
 TEST(TraceParse, MissingFileIsAnError) {
   EXPECT_THROW((void)load_trace("/nonexistent/trace.jsonl"), TraceError);
