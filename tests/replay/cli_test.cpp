@@ -287,6 +287,17 @@ TEST_F(ReplayCli, SweepToStdoutPrintsNothingOnFailure) {
   EXPECT_TRUE(r.out.empty()) << r.out;
 }
 
+// stdout that cannot be written (a full disk, a closed pipe) is a failure, not exit 0.
+TEST_F(ReplayCli, AnUnwritableStdoutIsAFailure) {
+  std::ostream broken(nullptr);  // every write sets badbit
+  std::ostringstream err;
+  CliEnvironment environment;
+  environment.default_trace = good_trace_;
+  const std::vector<std::string> args{"kvbm-replay", "--blocks", "64"};
+  EXPECT_EQ(run_replay_cli(args, broken, err, environment), static_cast<int>(ExitCode::Failure));
+  EXPECT_NE(err.str().find("standard output"), std::string::npos) << err.str();
+}
+
 TEST_F(ReplayCli, CacheModeNotesThatG2IsIgnored) {
   const Result r = run({"--mode", "cache", "--g2-blocks", "16"});
   EXPECT_EQ(r.code, kSuccess) << r.err;

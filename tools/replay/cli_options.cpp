@@ -287,6 +287,9 @@ ParsedCommandLine parse_command_line(std::span<const std::string> args,
   if (o.mode == "cache" && o.config.g2_blocks != 0) {
     o.notes.emplace_back("--g2-blocks only applies to --mode serve; ignored");
   }
+  if (o.config.g2_policy && (o.mode == "cache" || o.config.g2_blocks == 0)) {
+    o.notes.emplace_back("--g2-policy needs --mode serve and --g2-blocks; ignored");
+  }
   validate(o);
   return parsed;
 }

@@ -67,6 +67,14 @@ Trace load(const CliOptions& o) {
   return load_trace(o.trace_path, options);
 }
 
+// The run's whole stdout, written at once; a failed write (a full disk, a closed pipe) is an
+// error, not a silent success.
+int print(std::ostream& out, const std::string& text) {
+  out << text << std::flush;
+  if (!out) throw OutputError("cannot write the result to standard output");
+  return static_cast<int>(ExitCode::Success);
+}
+
 int replay(const CliOptions& o, std::ostream& out, std::ostream& err, std::ostream* progress) {
   // Opened before any work: an unwritable --csv fails now, not after a long sweep.
   std::optional<AtomicFile> csv_file;
@@ -96,8 +104,7 @@ int replay(const CliOptions& o, std::ostream& out, std::ostream& err, std::ostre
     } else {
       print_summary(stdout_text, report);
     }
-    out << stdout_text.str() << std::flush;
-    return static_cast<int>(ExitCode::Success);
+    return print(out, stdout_text.str());
   }
 
   // CSV goes to --csv, else to stdout unless stdout carries the JSON array.
@@ -137,8 +144,7 @@ int replay(const CliOptions& o, std::ostream& out, std::ostream& err, std::ostre
   } else if (!o.json) {
     stdout_text << csv_text.str();
   }
-  out << stdout_text.str() << std::flush;
-  return static_cast<int>(ExitCode::Success);
+  return print(out, stdout_text.str());
 }
 
 }  // namespace
