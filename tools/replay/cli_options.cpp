@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 #include <system_error>
+#include <utility>
 
 #include "kvbm/eviction.hpp"
 #include "replay/checked.hpp"
@@ -232,6 +233,16 @@ ParsedCommandLine parse_command_line(std::span<const std::string> args,
   auto* csv = app.add_option("--csv", o.csv_path,
                              "sweep CSV output file, written whole or not at all (default: "
                              "stdout)");
+
+  // Names for --help and CLI11's messages (the values are text until parsed below).
+  constexpr std::pair<const char*, const char*> kTypeNames[] = {
+      {"--trace", "FILE"}, {"--mode", "MODE"}, {"--blocks", "N"}, {"--policy", "POLICY"},
+      {"--g2-blocks", "N"}, {"--g2-policy", "POLICY"}, {"--block-size", "N"}, {"--salt", "N"},
+      {"--prefill-rate", "TOKENS/S"}, {"--decode-rate", "TOKENS/S"},
+      {"--kv-bytes-per-token", "BYTES"}, {"--onboard-gbps", "GB/S"},
+      {"--copy-bytes-per-block", "BYTES"}, {"--max-requests", "N"}, {"--sweep-blocks", "N,..."},
+      {"--sweep-policies", "POLICY,..."}, {"--csv", "FILE"}};
+  for (const auto& [flag, type] : kTypeNames) app.get_option(flag)->type_name(type);
 
   std::vector<const char*> argv;
   argv.reserve(args.size() + 1);
