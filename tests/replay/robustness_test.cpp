@@ -125,6 +125,18 @@ TEST(ServeMode, LibraryCallersCannotPassNonFiniteRates) {
   EXPECT_THROW((void)run_serve_mode(trace, config), std::invalid_argument);
 }
 
+// The old segfault: (blocks x 2^63) wrapped to a small buffer the copies then overran.
+TEST(ServeMode, LibraryCallersGetOverflowErrorsForHugeByteCounts) {
+  const Trace trace = one_request(10);
+  ReplayConfig config;
+  config.g2_blocks = 16;
+  config.copy_bytes_per_block = std::size_t{1} << 63;
+  EXPECT_THROW((void)run_serve_mode(trace, config), OverflowError);
+  config = ReplayConfig{};
+  config.kv_bytes_per_token = std::uint64_t{1} << 60;  // x 512 tokens per block
+  EXPECT_THROW((void)run_serve_mode(trace, config), OverflowError);
+}
+
 TEST(CliValidate, CatchesValuesSetDirectlyOnTheOptions) {
   CliOptions options;
   options.trace_path = "t.jsonl";
