@@ -268,6 +268,15 @@ TEST_F(ReplayCli, SweepWithAnUnwritableCsvFailsBeforeReplaying) {
   EXPECT_NE(r.err.find("--csv"), std::string::npos) << r.err;
 }
 
+TEST_F(ReplayCli, SweepRefusesToWriteItsCsvOverTheTrace) {
+  const Result r = run({"--sweep", "--csv", good_trace_});
+  EXPECT_EQ(r.code, kUsage) << r.err;
+  EXPECT_NE(r.err.find("--csv"), std::string::npos) << r.err;
+  std::ifstream in(good_trace_);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  EXPECT_EQ(text, kGoodLines);
+}
+
 // A failing run leaves a previous CSV untouched and no temporary behind.
 TEST_F(ReplayCli, AFailedSweepLeavesNoPartialCsv) {
   const std::string csv = write("sweep.csv", "previous contents\n");

@@ -79,6 +79,10 @@ int replay(const CliOptions& o, std::ostream& out, std::ostream& err, std::ostre
   // Opened before any work: an unwritable --csv fails now, not after a long sweep.
   std::optional<AtomicFile> csv_file;
   if (o.sweep && !o.csv_path.empty()) {
+    std::error_code ec;
+    if (std::filesystem::equivalent(o.csv_path, o.trace_path, ec)) {
+      throw UsageError("--csv: " + o.csv_path + " is the --trace file");
+    }
     try {
       csv_file.emplace(o.csv_path);
     } catch (const OutputError& e) {
