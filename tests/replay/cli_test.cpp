@@ -100,7 +100,8 @@ TEST_F(ReplayCli, HelpExitsZeroAndDocumentsExitCodes) {
 // CLI11's own failures (its exit codes are 104, 105, ...) all become the usage code.
 TEST_F(ReplayCli, ParserErrorsAreUsageErrors) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"--no-such-flag"}, {"--blocks"}, {"stray-positional"}, {"--json=maybe"}}) {
+           {"--no-such-flag"}, {"--blocks"}, {"stray-positional"}, {"--json=maybe"},
+           {"--blocks", "5", "--blocks", "6"}}) {
     const Result r = run(args);
     EXPECT_EQ(r.code, kUsage) << args.front() << ": " << r.err;
     EXPECT_TRUE(r.out.empty());
