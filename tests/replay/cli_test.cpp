@@ -22,6 +22,10 @@ constexpr int kSuccess = static_cast<int>(ExitCode::Success);
 constexpr int kUsage = static_cast<int>(ExitCode::Usage);
 constexpr int kBadInput = static_cast<int>(ExitCode::BadInput);
 
+constexpr const char* kOverflowLine =
+    R"({"timestamp": 1e999, "input_length": 1, "output_length": 1, "hash_ids": [0]})"
+    "\n";
+
 constexpr const char* kGoodLines =
     R"({"timestamp": 0, "input_length": 1000, "output_length": 20, "hash_ids": [1, 2]})"
     "\n"
@@ -211,10 +215,7 @@ TEST_F(ReplayCli, MissingOrUnreadableTraceIsBadInput) {
 }
 
 TEST_F(ReplayCli, MalformedLineIsBadInputNamingTheLine) {
-  const std::string trace = write(
-      "bad.jsonl", std::string(kGoodLines) +
-                       R"({"timestamp": 1e999, "input_length": 1, "output_length": 1, "hash_ids": [0]})"
-                       "\n");
+  const std::string trace = write("bad.jsonl", std::string(kGoodLines) + kOverflowLine);
   const Result r = run({"--trace", trace});
   EXPECT_EQ(r.code, kBadInput);
   EXPECT_NE(r.err.find("line 4"), std::string::npos) << r.err;
@@ -222,10 +223,7 @@ TEST_F(ReplayCli, MalformedLineIsBadInputNamingTheLine) {
 }
 
 TEST_F(ReplayCli, SkipBadLinesCountsTheOverflowingNumber) {
-  const std::string trace = write(
-      "bad.jsonl", std::string(kGoodLines) +
-                       R"({"timestamp": 1e999, "input_length": 1, "output_length": 1, "hash_ids": [0]})"
-                       "\n");
+  const std::string trace = write("bad.jsonl", std::string(kGoodLines) + kOverflowLine);
   const Result r = run({"--trace", trace, "--skip-bad-lines", "--json"});
   EXPECT_EQ(r.code, kSuccess) << r.err;
   EXPECT_NE(r.out.find("\"bad_lines\": 1"), std::string::npos) << r.out;
@@ -237,12 +235,13 @@ TEST_F(ReplayCli, SkipBadLinesCountsTheOverflowingNumber) {
 TEST_F(ReplayCli, ARequestBeyondThePositionLimitIsRejectedNotFatal) {
   std::string ids;
   for (int i = 0; i < 32769; ++i) ids += (i ? "," : "") + std::to_string(i + 100);
-  const std::string trace = write(
-      "long.jsonl", std::string(kGoodLines) +
-                        R"({"timestamp": 20, "input_length": 1, "output_length": 1, "hash_ids": [)" +
-                        ids + "]}\n");
+  const std::string trace =
+      write("long.jsonl", std::string(kGoodLines) +
+                              R"({"timestamp": 20, "input_length": 1, "output_length": 1, )" +
+                              R"("hash_ids": [)" + ids + "]}\n");
   for (const char* mode : {"cache", "serve"}) {
-    const Result r = run({"--trace", trace, "--mode", mode, "--block-size", "1", "--blocks", "4096", "--json"});
+    const Result r = run(
+        {"--trace", trace, "--mode", mode, "--block-size", "1", "--blocks", "4096", "--json"});
     EXPECT_EQ(r.code, kSuccess) << mode << ": " << r.err;
     EXPECT_NE(r.out.find("\"rejected\": 1"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("\"requests\": 4"), std::string::npos) << r.out;

@@ -107,7 +107,8 @@ INSTANTIATE_TEST_SUITE_P(
         // Integers beyond their field's range.
         R"({"timestamp": 1, "input_length": 4294967296, "output_length": 1, "hash_ids": [0]})",
         R"({"timestamp": 1, "input_length": 1, "output_length": 4294967296, "hash_ids": [0]})",
-        R"({"timestamp": 1, "input_length": 1, "output_length": 1, "hash_ids": [18446744073709551616]})",
+        R"({"timestamp": 1, "input_length": 1, "output_length": 1, )"
+        R"("hash_ids": [18446744073709551616]})",
         R"({"timestamp": 1e300, "input_length": 600, "output_length": 1, "hash_ids": [0]})",
         R"({"timestamp": 1, "input_length": 1e3, "output_length": 1, "hash_ids": [0]})"));
 

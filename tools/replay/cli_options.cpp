@@ -182,7 +182,9 @@ ParsedCommandLine parse_command_line(std::span<const std::string> args,
   raw.onboard_gbps = format_double(defaults.onboard_gb_per_s);
   raw.copy_bytes_per_block = std::to_string(defaults.copy_bytes_per_block);
   raw.max_requests = "0";
-  for (const std::size_t blocks : o.sweep_blocks) raw.sweep_blocks.push_back(std::to_string(blocks));
+  for (const std::size_t blocks : o.sweep_blocks) {
+    raw.sweep_blocks.push_back(std::to_string(blocks));
+  }
   for (const Policy policy : all_eviction_backends()) {
     raw.sweep_policies.emplace_back(to_string(policy));
   }

@@ -104,7 +104,7 @@ class ServeSimulator {
     const auto positive_finite = [](double v) { return v > 0 && std::isfinite(v); };
     if (!positive_finite(config.prefill_tokens_per_s) ||
         !positive_finite(config.decode_tokens_per_s)) {
-      throw std::invalid_argument("serve mode: prefill and decode rates must be positive and finite");
+      throw std::invalid_argument("serve mode: prefill and decode rates must be finite and > 0");
     }
     if (!(config.onboard_gb_per_s >= 0) || !std::isfinite(config.onboard_gb_per_s)) {
       throw std::invalid_argument("serve mode: the onboard bandwidth must be finite and >= 0");
