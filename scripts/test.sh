@@ -5,7 +5,8 @@
 # The core-only step configures and builds the logical core with no CUDA toolkit visible (nvcc off
 # PATH, the toolkit's prefixes ignored by CMake) and runs the core tests, so kvbm::core can never
 # come to need the toolkit again.
-# Usage: scripts/test.sh [preset ...]  (default: core-only dev asan tsan)
+# The fuzz step runs the trace-parser fuzzer (clang, libFuzzer) for a bounded 60 s.
+# Usage: scripts/test.sh [preset ...]  (default: core-only dev asan tsan fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -14,7 +15,7 @@ toolkit_bin=""
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/kvbm-ccache}"
 jobs="${KVBM_JOBS:-$(nproc)}"
 presets=("$@")
-((${#presets[@]})) || presets=(core-only dev asan tsan)
+((${#presets[@]})) || presets=(core-only dev asan tsan fuzz)
 
 # PATH without any directory that holds nvcc.
 path_without_toolkit() {
@@ -43,6 +44,11 @@ core_only() {
 for preset in "${presets[@]}"; do
   echo "=== kvbm: ${preset} build ==="
   start=$SECONDS
+  if [[ "$preset" == fuzz ]]; then
+    bash scripts/fuzz.sh 60
+    echo "=== kvbm: ${preset} passed in $((SECONDS - start)) s ==="
+    continue
+  fi
   if [[ "$preset" == core-only ]]; then
     core_only
     echo "=== kvbm: ${preset} passed in $((SECONDS - start)) s ==="
