@@ -106,7 +106,7 @@ class SchedulableSequence {
     const std::size_t matched = inner_.match_prefix_up_to(manager, inner_.match_limit(target_));
     prefill_position_ = kv_position_ = matched * inner_.block_size();
     if (delegate_) {
-      SequenceEvent event{.kind = SequenceEventKind::PrefixMatched};
+      SequenceEvent event = make_event(SequenceEventKind::PrefixMatched);
       event.blocks_matched = matched;
       delegate_(event);
     }
@@ -159,7 +159,8 @@ class SchedulableSequence {
     if (token) inner_.append_token(*token);
     state_ = SequenceState{};
     if (delegate_) {
-      SequenceEvent event{.kind = SequenceEventKind::PrefillApplied, .num_tokens = n};
+      SequenceEvent event = make_event(SequenceEventKind::PrefillApplied);
+      event.num_tokens = n;
       event.blocks_registered = registered;
       event.token = token;
       delegate_(event);
@@ -186,7 +187,7 @@ class SchedulableSequence {
     const std::size_t registered = register_computed(manager);
     state_ = SequenceState{};
     if (delegate_) {
-      SequenceEvent event{.kind = SequenceEventKind::DecodeApplied};
+      SequenceEvent event = make_event(SequenceEventKind::DecodeApplied);
       event.blocks_registered = registered;
       event.token = token;
       delegate_(event);
@@ -224,14 +225,12 @@ class SchedulableSequence {
     const std::size_t keep = detail::blocks_for(inner_.total_tokens(), inner_.block_size());
     const std::size_t released =
         inner_.num_held() > keep ? inner_.drop_last_unassigned(inner_.num_held() - keep) : 0;
-    const std::size_t scheduled = state_.num_tokens;
     state_ = SequenceState{};
     if (delegate_) {
-      SequenceEvent event{.kind = SequenceEventKind::SpeculativeApplied,
-                          .num_tokens = accepted.size()};
+      SequenceEvent event = make_event(SequenceEventKind::SpeculativeApplied);
+      event.num_tokens = accepted.size();
       event.blocks_registered = registered;
       event.blocks_released = released;
-      event.blocks_allocated = scheduled;  // drafts scheduled, for the acceptance rate
       delegate_(event);
     }
     return outcome(registered != 0);
@@ -247,7 +246,7 @@ class SchedulableSequence {
     const std::size_t released = inner_.drop_last_unassigned(state_.blocks_allocated);
     state_ = SequenceState{};
     if (delegate_) {
-      SequenceEvent event{.kind = SequenceEventKind::ScheduleReverted};
+      SequenceEvent event = make_event(SequenceEventKind::ScheduleReverted);
       event.blocks_released = released;
       delegate_(event);
     }
@@ -264,7 +263,7 @@ class SchedulableSequence {
         inner_.num_held() > first_droppable ? inner_.num_held() - first_droppable : 0;
     const std::size_t dropped = inner_.drop_last_unassigned(std::min(n, droppable));
     if (dropped != 0 && delegate_) {
-      SequenceEvent event{.kind = SequenceEventKind::UnassignedDropped};
+      SequenceEvent event = make_event(SequenceEventKind::UnassignedDropped);
       event.blocks_released = dropped;
       delegate_(event);
     }
@@ -281,7 +280,7 @@ class SchedulableSequence {
     prefill_position_ = kv_position_ = 0;
     target_ = inner_.total_tokens();
     if (delegate_) {
-      SequenceEvent event{.kind = SequenceEventKind::Released};
+      SequenceEvent event = make_event(SequenceEventKind::Released);
       event.blocks_released = held;
       delegate_(event);
     }
@@ -300,7 +299,7 @@ class SchedulableSequence {
     const std::size_t matched = ok ? inner_.prefix_matched_blocks() : 0;
     prefill_position_ = kv_position_ = matched * inner_.block_size();
     if (delegate_) {
-      SequenceEvent event{.kind = SequenceEventKind::Reacquired};
+      SequenceEvent event = make_event(SequenceEventKind::Reacquired);
       event.blocks_matched = matched;
       event.blocks_allocated = ok ? inner_.num_held() - matched : 0;
       event.success = ok;
@@ -362,10 +361,16 @@ class SchedulableSequence {
   SchedulableSequence(RequestSequence<Tier> inner, SequenceDelegate delegate)
       : inner_{std::move(inner)}, delegate_{std::move(delegate)}, target_{inner_.num_input_tokens()} {
     if (delegate_) {
-      SequenceEvent event{.kind = SequenceEventKind::Created,
-                          .num_tokens = inner_.num_input_tokens()};
+      SequenceEvent event = make_event(SequenceEventKind::Created);
+      event.num_tokens = inner_.num_input_tokens();
       delegate_(event);
     }
+  }
+
+  static SequenceEvent make_event(SequenceEventKind kind) {
+    SequenceEvent event;
+    event.kind = kind;
+    return event;
   }
 
   void require_idle_to_schedule() const {
@@ -426,7 +431,9 @@ class SchedulableSequence {
 
   void emit_scheduled(SequenceEventKind kind, std::size_t tokens, std::size_t blocks) {
     if (!delegate_) return;
-    SequenceEvent event{.kind = kind, .num_tokens = tokens, .blocks_allocated = blocks};
+    SequenceEvent event = make_event(kind);
+    event.num_tokens = tokens;
+    event.blocks_allocated = blocks;
     if (blocks != 0) event.evicted = std::move(last_evicted_);
     last_evicted_.clear();
     delegate_(event);

@@ -45,7 +45,14 @@ ReplayReport run_cache_mode(const Trace& trace, const ReplayConfig& config,
     accumulate<std::uint64_t>(report.blocks_requested, hashes.size(), "prompt blocks requested");
     accumulate<std::uint64_t>(report.prompt_tokens, request.input_length, "prompt tokens");
 
-    held = g1.match_blocks(hashes);
+    std::size_t limit = hashes.size();
+    if (config.match_cap == MatchCap::LastToken) {
+      // The block holding the last prompt token is recomputed: its logits are needed.
+      const std::size_t tokens = std::min<std::size_t>(
+          request.input_length, std::size_t{hashes.size()} * config.block_size);
+      limit = tokens == 0 ? 0 : (tokens - 1) / config.block_size;
+    }
+    held = g1.match_blocks(std::span<const SequenceHash>(hashes).first(limit));
     const std::size_t hits = held.size();
     report.g1.blocks_hit += hits;
     report.prefill_tokens_saved +=

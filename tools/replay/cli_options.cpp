@@ -76,6 +76,8 @@ struct RawFlags {
   std::string blocks, g2_blocks, g2_policy, policy, block_size, salt, prefill_rate, decode_rate,
       kv_bytes_per_token, onboard_gbps, copy_bytes_per_block, max_requests;
   std::vector<std::string> sweep_blocks, sweep_policies;
+  std::string max_prefill_tokens = "0", match_cap = "none";
+  bool no_decode_reserve = false;
 };
 
 std::string join(const std::vector<std::size_t>& values) {
@@ -218,6 +220,15 @@ ParsedCommandLine parse_command_line(std::span<const std::string> args,
                  "serve with G2: real bytes per block moved through kvbm::TransferEngine (host "
                  "backend); 0: count only")
       ->capture_default_str();
+  app.add_option("--max-prefill-tokens", raw.max_prefill_tokens,
+                 "serve: prefill tokens per chunk (step) of a request; 0: unlimited")
+      ->capture_default_str();
+  app.add_option("--match-cap", raw.match_cap,
+                 "cache: last-token never serves the last prompt token's block from cache (serve "
+                 "mode always does so); none: every cached block")
+      ->capture_default_str();
+  app.add_flag("--no-decode-reserve", raw.no_decode_reserve,
+               "serve: admit on the prompt alone; decode that cannot get a block preempts");
   app.add_option("--max-requests", raw.max_requests, "replay only the first N requests (0: all)");
   app.add_flag("--skip-bad-lines", o.skip_bad_lines,
                "skip malformed trace lines (counted in the report) instead of failing");
@@ -242,7 +253,8 @@ ParsedCommandLine parse_command_line(std::span<const std::string> args,
       {"--g2-blocks", "N"}, {"--g2-policy", "POLICY"}, {"--block-size", "N"}, {"--salt", "N"},
       {"--prefill-rate", "TOKENS/S"}, {"--decode-rate", "TOKENS/S"},
       {"--kv-bytes-per-token", "BYTES"}, {"--onboard-gbps", "GB/S"},
-      {"--copy-bytes-per-block", "BYTES"}, {"--max-requests", "N"}, {"--sweep-blocks", "N,..."},
+      {"--copy-bytes-per-block", "BYTES"}, {"--max-prefill-tokens", "TOKENS"},
+      {"--match-cap", "last-token|none"}, {"--max-requests", "N"}, {"--sweep-blocks", "N,..."},
       {"--sweep-policies", "POLICY,..."}, {"--csv", "FILE"}};
   for (const auto& [flag, type] : kTypeNames) app.get_option(flag)->type_name(type);
 
@@ -282,6 +294,13 @@ ParsedCommandLine parse_command_line(std::span<const std::string> args,
   o.config.copy_bytes_per_block =
       parse_unsigned("--copy-bytes-per-block", raw.copy_bytes_per_block, 0, kMaxPayloadBytes);
   o.max_requests = parse_unsigned("--max-requests", raw.max_requests, 0, UINT64_MAX);
+  o.config.max_prefill_tokens =
+      parse_unsigned("--max-prefill-tokens", raw.max_prefill_tokens, 0, UINT64_MAX);
+  if (raw.match_cap != "last-token" && raw.match_cap != "none") {
+    throw UsageError("--match-cap: '" + raw.match_cap + "' is not last-token or none");
+  }
+  o.config.match_cap = raw.match_cap == "last-token" ? MatchCap::LastToken : MatchCap::None;
+  o.config.reserve_decode = !raw.no_decode_reserve;
   o.sweep_blocks.clear();
   for (const std::string& text : raw.sweep_blocks) {
     o.sweep_blocks.push_back(parse_unsigned("--sweep-blocks", text, 1, kMaxPoolBlocks));

@@ -91,6 +91,8 @@ nlohmann::json to_json(const ReplayReport& r) {
     if (r.has_g2) j["tiers"]["g2"] = tier_json(r.g2, r.blocks_requested);
     j["total_hit_rate"] = r.total_hit_rate();
     j["decode_blocks"] = r.decode_blocks;
+    j["prefill_chunks"] = r.prefill_chunks;
+    j["preemptions"] = r.preemptions;
     j["offload_blocks"] = r.offload_blocks;
     j["offload_bytes"] = r.offload_bytes;
     j["onboard_blocks"] = r.onboard_blocks;
@@ -147,6 +149,8 @@ void print_summary(std::ostream& os, const ReplayReport& r) {
       }
     }
     row("decode blocks", num(r.decode_blocks));
+    row("prefill chunks", num(r.prefill_chunks));
+    row("preemptions", num(r.preemptions));
     row("peak G1 occupancy", num(r.g1.peak_occupancy) + " of " + num(r.g1.capacity) + " blocks");
     row("queue delay p50/p90/p99", fixed(r.queue_delay_ms.p50, 1) + " / " +
                                        fixed(r.queue_delay_ms.p90, 1) + " / " +

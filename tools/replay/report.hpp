@@ -47,6 +47,8 @@ struct ReplayReport {
 
   // serve mode
   std::uint64_t decode_blocks = 0;
+  std::uint64_t prefill_chunks = 0;  ///< prefill steps scheduled (recomputes and onboards included)
+  std::uint64_t preemptions = 0;     ///< requests released because decode could not get a block
   std::uint64_t offload_blocks = 0, offload_bytes = 0;
   std::uint64_t onboard_blocks = 0, onboard_bytes = 0;
   std::uint64_t transfer_copies = 0;  ///< coalesced copies the TransferEngine issued

@@ -1,13 +1,16 @@
 // tools/replay/simulate.hpp — the two replay modes over real BlockManagers.
 //
-// cache: requests one after another, no overlap. Per request: match the prefix in G1, allocate
+// cache: requests one after another, no overlap. Per request: match the prefix in G1 (all of it,
+//        or with MatchCap::LastToken never the block holding the last prompt token), allocate
 //        and register the misses (DuplicationPolicy::Reject), then drop the request's blocks
 //        tail first (last block first). A request with more blocks than the pool is rejected.
 //        Exact and deterministic.
-// serve: a small serving-engine model (see docs/replay.md): arrivals at their timestamps,
-//        first-come-first-served admission, blocks held until the request finishes (prefill
-//        from uncached tokens, then decode growing one block per block_size output tokens),
-//        optional G2 tier fed by G1 evictions and read back on G1 prefix misses.
+// serve: a small serving-engine model (see docs/replay.md) driving every request through
+//        kvbm::SchedulableSequence: arrivals at their timestamps, first-come-first-served
+//        admission, chunked prefill (max_prefill_tokens per chunk), one decode token per step,
+//        blocks held until the request finishes, preemption (release / reacquire) when decode
+//        cannot get a block, optional G2 tier fed by G1 evictions and read back on G1 prefix
+//        misses.
 // Both build their own managers; nothing is shared between calls. With a G2 tier, serve mode
 // moves the blocks it offloads and onboards through kvbm::TransferEngine on a host stream.
 #pragma once
@@ -23,6 +26,12 @@
 
 namespace kvbm::replay {
 
+/// How much of a prompt cache mode may serve from the cache.
+enum class MatchCap : std::uint8_t {
+  None,       ///< every cached block (the figures of earlier runs)
+  LastToken,  ///< never the block holding the last prompt token (vLLM's rule; serve mode's)
+};
+
 struct ReplayConfig {
   Policy policy = Policy::Lineage;  // the sweep winner, see docs/replay.md
   std::size_t g1_blocks = 1024;     ///< ~64 GiB of KV at 128 KiB/token: one H100, 8B model
@@ -30,6 +39,7 @@ struct ReplayConfig {
   std::optional<Policy> g2_policy;  ///< G2's eviction policy; default: the same as G1's
   std::uint32_t block_size = kTraceBlockSize;
   std::uint64_t salt = 0;
+  MatchCap match_cap = MatchCap::None;  ///< cache mode only
 
   // serve-mode model
   double prefill_tokens_per_s = 10000.0;      ///< per request, uncached prompt tokens
@@ -41,6 +51,11 @@ struct ReplayConfig {
   /// bytes (kv_bytes_per_token) are far too large to allocate, so this is a scaled-down payload
   /// that exercises the engine and slot fences without changing any hit or timing result.
   std::size_t copy_bytes_per_block = 4096;
+  /// Prefill tokens per chunk (one step of a request's prefill); 0: the whole prompt at once.
+  std::size_t max_prefill_tokens = 0;
+  /// Admission reserves each request's whole decode footprint, so decode never preempts. false:
+  /// only the prompt is reserved and a decode step that cannot get a block preempts.
+  bool reserve_decode = true;
 };
 
 /// Called every few hundred requests with (done, total).
