@@ -482,6 +482,7 @@ class ServeSimulator {
     const std::size_t first = seq.num_held();
     seq.schedule_prefill(source.size() * config_.block_size, g1_);
     took_blocks(state, seq.state().blocks_allocated);
+    ++report_.prefill_chunks;
     if (transfers_) {
       const std::vector<BlockId> pages = seq.page_indices();
       const auto g2_ids = ids_of(source);
