@@ -10,7 +10,9 @@
 // Rules: match_and_add_prefix never covers the last token (at most (tokens - 1) / block_size
 // blocks: that token must be computed to give logits); allocate_blocks and reacquire are
 // all-or-nothing; release() gives blocks back last block first so chain tails are evicted before
-// their prefixes. A call that throws changed nothing. Once it holds blocks the sequence is bound
+// their prefixes. A call that throws changed nothing. Under DuplicationPolicy::Reject a
+// registration may be answered with the existing primary (same KV, another slot): re-read
+// page_indices() after each registration. Once it holds blocks the sequence is bound
 // to their manager: a call with another manager throws ForeignBlock, one with another block size
 // BlockSizeMismatch.
 // Ownership: move-only; owns its block handles (dropping the sequence releases them, tail first).
@@ -60,7 +62,7 @@ class RequestSequence {
         num_input_tokens_{prompt.size()},
         max_output_tokens_{max_output_tokens} {
     detail::validate_sequence(prompt.size(), max_output_tokens, block_size, keys_);
-    tokens_.reserve(prompt.size() + std::min<std::size_t>(max_output_tokens, 1 << 16));
+    tokens_.reserve(prompt.size() + std::min<std::size_t>(max_output_tokens, 4096));
     hashes_.reserve(prompt.size() / block_size + 1);
     for (const std::uint32_t token : prompt) push_token(token);
   }
