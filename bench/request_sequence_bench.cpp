@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,11 @@ constexpr std::uint32_t kBs = 16;
 constexpr std::size_t kPrompt = 64;
 constexpr std::size_t kMaxOutput = 2048;
 
+// Room for every sequence's longest row, plus its prompt blocks twice: a restarted sequence's
+// prompt registrations become duplicates that keep the cached primaries alive.
 Manager make_pool(std::size_t sequences) {
   return Manager::builder()
-      .block_count(sequences * (kPrompt + kMaxOutput) / kBs + 16)
+      .block_count(sequences * ((kPrompt + kMaxOutput) / kBs + kPrompt / kBs + 2))
       .block_size(kBs)
       .registry(kvbm::BlockRegistry::builder().build())
       .lru_backend()
@@ -116,6 +119,7 @@ struct Manual {
     hashes.clear();
     for (const std::uint32_t t : prompt_of(i)) push(t);
     auto blocks = pool.allocate_blocks(kPrompt / kBs);
+    if (!blocks) throw std::runtime_error("manual_decode_step: pool exhausted");
     for (auto& b : *blocks) open.push_back(std::move(b));
     kv = kPrompt;
     while (registered.size() < kv / kBs) register_front(pool);
@@ -129,6 +133,7 @@ struct Manual {
   void step(Manager& pool, std::uint32_t token) {
     if (kv / kBs >= registered.size() + open.size()) {  // the dangling token starts a block
       auto block = pool.allocate_blocks(1);
+      if (!block) throw std::runtime_error("manual_decode_step: pool exhausted");
       open.push_back(std::move(block->front()));
     }
     push(token);

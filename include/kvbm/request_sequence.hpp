@@ -21,6 +21,7 @@
 // call takes the pool lock once per batch.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -53,12 +54,13 @@ void validate_sequence(std::size_t prompt_tokens, std::size_t max_output_tokens,
 template <class Tier>
 class RequestSequence {
  public:
-  /// Throws ConfigError for block_size 0, a multimodal item outside the prompt, or a sequence
-  /// whose prompt + max_output_tokens would pass the last hashable block position (2^24).
+  /// Throws ConfigError for a block_size that is not a power of two, a multimodal item outside
+  /// the prompt, or a prompt + max_output_tokens past the last hashable block position (2^24).
   RequestSequence(std::vector<std::uint32_t> prompt, std::size_t max_output_tokens,
                   std::uint32_t block_size, HashKeys keys = {})
       : keys_{std::move(keys)},
         block_size_{block_size},
+        block_shift_{static_cast<std::uint32_t>(std::countr_zero(block_size))},
         num_input_tokens_{prompt.size()},
         max_output_tokens_{max_output_tokens} {
     detail::validate_sequence(prompt.size(), max_output_tokens, block_size, keys_);
@@ -74,6 +76,7 @@ class RequestSequence {
       hashes_ = std::move(other.hashes_);
       keys_ = std::move(other.keys_);
       block_size_ = other.block_size_;
+      block_shift_ = other.block_shift_;
       num_input_tokens_ = other.num_input_tokens_;
       max_output_tokens_ = other.max_output_tokens_;
       generated_tokens_ = other.generated_tokens_;
@@ -109,7 +112,6 @@ class RequestSequence {
     if (staged_.empty()) return 0;
     check_manager(manager, "register_staged");
     const std::size_t count = staged_.size();
-    assigned_.reserve(assigned_.size() + count);
     for (auto& block : manager.register_blocks(std::move(staged_))) {
       assigned_.push_back(std::move(block));
     }
@@ -195,6 +197,14 @@ class RequestSequence {
     return total_tokens() - prefix_matched_blocks_ * block_size_;
   }
   [[nodiscard]] std::uint32_t block_size() const noexcept { return block_size_; }
+  /// Full blocks in `tokens` tokens (floor), and blocks needed to hold them (ceil): shifts, the
+  /// block size being a power of two.
+  [[nodiscard]] std::size_t full_blocks(std::size_t tokens) const noexcept {
+    return tokens >> block_shift_;
+  }
+  [[nodiscard]] std::size_t blocks_for(std::size_t tokens) const noexcept {
+    return (tokens + block_size_ - 1) >> block_shift_;
+  }
   [[nodiscard]] bool is_complete() const noexcept { return generated_tokens_ >= max_output_tokens_; }
   [[nodiscard]] std::span<const std::uint32_t> tokens() const noexcept { return tokens_; }
   /// Sequence hashes of the full token blocks, position 0 first.
@@ -214,7 +224,7 @@ class RequestSequence {
   friend class SchedulableSequence<Tier>;
 
   [[nodiscard]] std::size_t match_limit(std::size_t tokens) const noexcept {
-    return tokens == 0 ? 0 : (tokens - 1) / block_size_;
+    return tokens == 0 ? 0 : full_blocks(tokens - 1);
   }
   [[nodiscard]] std::size_t pending_count(std::size_t max_blocks) const noexcept {
     const std::size_t start = assigned_.size() + staged_.size();
@@ -226,7 +236,7 @@ class RequestSequence {
   // Appends a token and hashes the block it fills; true when it filled one. Strong guarantee.
   bool push_token(std::uint32_t token) {
     tokens_.push_back(token);
-    if (tokens_.size() % block_size_ != 0) return false;
+    if ((tokens_.size() & (block_size_ - 1)) != 0) return false;
     try {
       const std::size_t index = hashes_.size();
       const std::span<const std::uint32_t> block{tokens_.data() + tokens_.size() - block_size_,
@@ -276,7 +286,6 @@ class RequestSequence {
   bool allocate(std::size_t n, BlockManager<Tier>& manager, std::vector<SequenceHash>* evicted) {
     if (n == 0) return true;
     check_manager(manager, "allocate_blocks");
-    unassigned_.reserve(unassigned_.size() + n);
     if (evicted != nullptr) {
       auto result = manager.allocate_blocks_with_evictions(n);
       if (!result) return false;
@@ -295,7 +304,6 @@ class RequestSequence {
     const std::size_t count = pending_count(max_blocks);
     if (count == 0) return 0;
     const std::size_t start = assigned_.size() + staged_.size();
-    staged_.reserve(staged_.size() + count);
     for (std::size_t i = 0; i < count; ++i) {
       // Cannot throw: the block size was checked when the block joined the row.
       staged_.push_back(std::move(unassigned_[i]).stage(hashes_[start + i], block_size_));
@@ -313,7 +321,7 @@ class RequestSequence {
     }
     check_manager(manager, "reacquire");
     const std::size_t matched = match_prefix_up_to(manager, match_limit(tokens));
-    const std::size_t rest = detail::blocks_for(tokens, block_size_) - matched;
+    const std::size_t rest = blocks_for(tokens) - matched;
     if (!allocate(rest, manager, evicted)) {
       release();  // tail first: the matched blocks go back as they came
       prefix_matched_blocks_ = 0;
@@ -326,6 +334,7 @@ class RequestSequence {
   std::vector<SequenceHash> hashes_;
   HashKeys keys_;
   std::uint32_t block_size_;
+  std::uint32_t block_shift_;
   std::size_t num_input_tokens_;
   std::size_t max_output_tokens_;
   std::size_t generated_tokens_ = 0;

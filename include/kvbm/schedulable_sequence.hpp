@@ -53,7 +53,7 @@ class SchedulableSequence {
       max_output_tokens_ = n;
       return *this;
     }
-    /// Required: must equal the manager's block size.
+    /// Required: a power of two, equal to the manager's block size.
     Builder& block_size(std::uint32_t n) {
       block_size_ = n;
       return *this;
@@ -222,7 +222,7 @@ class SchedulableSequence {
     for (const std::uint32_t token : accepted) inner_.append_token(token);
     kv_position_ += accepted.size();
     const std::size_t registered = register_computed(manager);
-    const std::size_t keep = detail::blocks_for(inner_.total_tokens(), inner_.block_size());
+    const std::size_t keep = inner_.blocks_for(inner_.total_tokens());
     const std::size_t released =
         inner_.num_held() > keep ? inner_.drop_last_unassigned(inner_.num_held() - keep) : 0;
     state_ = SequenceState{};
@@ -257,7 +257,7 @@ class SchedulableSequence {
   std::size_t drop_unassigned(std::size_t n) {
     require_state(SequenceStateKind::Idle, "drop_unassigned");
     const std::size_t first_droppable =
-        std::max(detail::blocks_for(kv_position_, inner_.block_size()),
+        std::max(inner_.blocks_for(kv_position_),
                  inner_.assigned_blocks() + inner_.staged_blocks());
     const std::size_t droppable =
         inner_.num_held() > first_droppable ? inner_.num_held() - first_droppable : 0;
@@ -411,7 +411,7 @@ class SchedulableSequence {
   // ScheduleError(AllocationFailed) with nothing taken. Returns the count allocated.
   std::size_t allocate_for(std::size_t tokens, BlockManager<Tier>& manager) {
     check_manager(manager, "schedule");
-    const std::size_t need = detail::blocks_for(tokens, inner_.block_size());
+    const std::size_t need = inner_.blocks_for(tokens);
     const std::size_t held = inner_.num_held();
     if (need <= held) return 0;
     const std::size_t n = need - held;
@@ -426,7 +426,10 @@ class SchedulableSequence {
   }
 
   std::size_t register_computed(BlockManager<Tier>& manager) {
-    return inner_.complete_and_register_pending(manager, kv_position_ / inner_.block_size());
+    const std::size_t complete = inner_.full_blocks(kv_position_);
+    // Between block boundaries there is nothing to register (the common decode step).
+    if (complete <= inner_.assigned_blocks() && inner_.staged_blocks() == 0) return 0;
+    return inner_.complete_and_register_pending(manager, complete);
   }
 
   void emit_scheduled(SequenceEventKind kind, std::size_t tokens, std::size_t blocks) {

@@ -33,6 +33,7 @@ TEST(RequestSequence, ConstructionTouchesNoManager) {
   EXPECT_FALSE(seq.is_complete());
   EXPECT_TRUE(Req(iota_tokens(0, 4), 0, 4).is_complete());
   EXPECT_THROW(Req(iota_tokens(0, 4), 1, 0), ConfigError);
+  EXPECT_THROW(Req(iota_tokens(0, 4), 1, 12), ConfigError);  // not a power of two
   EXPECT_THROW(Req(iota_tokens(0, 4), std::size_t{1} << 26, 4), ConfigError);  // past 2^24 blocks
 }
 
