@@ -220,6 +220,23 @@ TEST(SchedulableSequence, AllocationFailureLeavesNoTraceAndReportsNeeded) {
                                 [&] { seq.schedule_speculative(3, m); });
 }
 
+TEST(SchedulableSequence, MatchedInactiveBlocksCountAsConsumed) {
+  auto m = create_test_manager(4);
+  {
+    auto first = make_seq(iota_tokens(0, 9), 1);
+    prefill_all(first, m);  // blocks 0 and 1 registered
+  }
+  EXPECT_EQ(m.available_blocks(), 4u);  // the cached pair counts as available...
+  auto seq = make_seq(iota_tokens(0, 20), 1);
+  EXPECT_EQ(seq.match_and_add_prefix(m), 2u);
+  EXPECT_EQ(m.available_blocks(), 2u);  // ...until matched: then the request holds it
+  // 3 more blocks for 20 tokens: 4 looked available before the match, 2 are.
+  expect_refused<ScheduleError>(seq, m, ScheduleErrorKind::AllocationFailed,
+                                [&] { seq.schedule_prefill(12, m); });
+  seq.schedule_prefill(8, m);  // a chunk that fits
+  EXPECT_EQ(m.available_blocks(), 0u);
+}
+
 TEST(SchedulableSequence, FullyCachedWholeBlockPromptStillComputesItsLastToken) {
   auto m = create_test_manager(20);
   auto first = make_seq(iota_tokens(0, 8), 2);
