@@ -375,7 +375,8 @@ class ServeSimulator {
     const double per_token_ms = 1000.0 / config_.decode_tokens_per_s;
     const double steps = static_cast<double>(seq.generated_tokens() - state.decode_start_generated);
     if (seq.is_complete()) {
-      const double left = static_cast<double>(seq.max_output_tokens() - state.decode_start_generated);
+      const double left =
+          static_cast<double>(seq.max_output_tokens() - state.decode_start_generated);
       push(state.decode_start_ms + left * per_token_ms, EventKind::Finish, index, state.epoch);
     } else {
       push(state.decode_start_ms + (steps + 1) * per_token_ms, EventKind::DecodeStep, index,
