@@ -37,6 +37,7 @@
 #include "kvbm/transfer_engine.hpp"
 #include "kvbm/types.hpp"
 #include "replay/checked.hpp"
+#include "replay/hash_mapping.hpp"
 #include "replay/simulate.hpp"
 
 namespace kvbm::replay {
@@ -133,6 +134,7 @@ class ServeSimulator {
   ServeSimulator(const Trace& trace, const ReplayConfig& config)
       : trace_{trace},
         config_{config},
+        mapper_{config.block_size, config.salt},
         registry_{make_registry({config.policy, config.g2_policy.value_or(config.policy)})},
         g1_{make_manager<G1>(config.policy, config.g1_blocks, config.block_size, registry_)} {
     // Written so that NaN fails too: the rates divide every simulated time.
@@ -247,7 +249,10 @@ class ServeSimulator {
     const TraceRequest& request = trace_.requests[event.request];
     ++report_.requests;
     const std::size_t prompt = std::max<std::size_t>(request.input_length, 1);
-    if (blocks_for(prompt + request.output_length) > config_.g1_blocks) {
+    // Ids naming more blocks than positions exist (as cache mode), or larger than the pool:
+    // rejected, not fatal.
+    if (!mapper_.block_count(request.hash_ids.size()) ||
+        blocks_for(prompt + request.output_length) > config_.g1_blocks) {
       ++report_.rejected;
       return;
     }
@@ -504,6 +509,7 @@ class ServeSimulator {
 
   const Trace& trace_;
   ReplayConfig config_;
+  HashMapper mapper_;  // only to apply cache mode's position limit to the trace's ids
   HashKeys keys_;
   BlockRegistry registry_;
   BlockManager<G1> g1_;
