@@ -46,7 +46,8 @@ namespace detail {
 /// Validates a sequence's settings; throws ConfigError naming the problem.
 void validate_sequence(std::size_t prompt_tokens, std::size_t max_output_tokens,
                        std::uint32_t block_size, const HashKeys& keys);
-[[nodiscard]] constexpr std::size_t blocks_for(std::size_t tokens, std::size_t block_size) noexcept {
+[[nodiscard]] constexpr std::size_t blocks_for(std::size_t tokens,
+                                             std::size_t block_size) noexcept {
   return (tokens + block_size - 1) / block_size;
 }
 }  // namespace detail
@@ -191,7 +192,9 @@ class RequestSequence {
   [[nodiscard]] std::size_t num_held() const noexcept {
     return assigned_.size() + staged_.size() + unassigned_.size();
   }
-  [[nodiscard]] std::size_t prefix_matched_blocks() const noexcept { return prefix_matched_blocks_; }
+  [[nodiscard]] std::size_t prefix_matched_blocks() const noexcept {
+    return prefix_matched_blocks_;
+  }
   /// Tokens not covered by the cache hit (what prefill must compute).
   [[nodiscard]] std::size_t new_tokens_for_prefill() const noexcept {
     return total_tokens() - prefix_matched_blocks_ * block_size_;
@@ -205,7 +208,9 @@ class RequestSequence {
   [[nodiscard]] std::size_t blocks_for(std::size_t tokens) const noexcept {
     return (tokens + block_size_ - 1) >> block_shift_;
   }
-  [[nodiscard]] bool is_complete() const noexcept { return generated_tokens_ >= max_output_tokens_; }
+  [[nodiscard]] bool is_complete() const noexcept {
+    return generated_tokens_ >= max_output_tokens_;
+  }
   [[nodiscard]] std::span<const std::uint32_t> tokens() const noexcept { return tokens_; }
   /// Sequence hashes of the full token blocks, position 0 first.
   [[nodiscard]] std::span<const SequenceHash> sequence_hashes() const noexcept { return hashes_; }
@@ -248,7 +253,8 @@ class RequestSequence {
         parent = hashes_.back().current_fragment();
         current = chain_sequence_hash(*parent, block_hash);
       }
-      hashes_.push_back(SequenceHash::from_parts(current, parent, static_cast<std::uint32_t>(index)));
+      hashes_.push_back(
+          SequenceHash::from_parts(current, parent, static_cast<std::uint32_t>(index)));
     } catch (...) {
       tokens_.pop_back();
       throw;
@@ -308,7 +314,8 @@ class RequestSequence {
       // Cannot throw: the block size was checked when the block joined the row.
       staged_.push_back(std::move(unassigned_[i]).stage(hashes_[start + i], block_size_));
     }
-    unassigned_.erase(unassigned_.begin(), unassigned_.begin() + static_cast<std::ptrdiff_t>(count));
+    unassigned_.erase(unassigned_.begin(),
+                      unassigned_.begin() + static_cast<std::ptrdiff_t>(count));
     return count;
   }
 

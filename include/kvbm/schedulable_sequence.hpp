@@ -334,12 +334,16 @@ class SchedulableSequence {
   [[nodiscard]] std::size_t num_input_tokens() const noexcept { return inner_.num_input_tokens(); }
   [[nodiscard]] std::size_t total_tokens() const noexcept { return inner_.total_tokens(); }
   [[nodiscard]] std::size_t generated_tokens() const noexcept { return inner_.generated_tokens(); }
-  [[nodiscard]] std::size_t max_output_tokens() const noexcept { return inner_.max_output_tokens(); }
+  [[nodiscard]] std::size_t max_output_tokens() const noexcept {
+    return inner_.max_output_tokens();
+  }
   [[nodiscard]] std::size_t remaining_tokens() const noexcept { return inner_.remaining_tokens(); }
   [[nodiscard]] std::size_t num_blocks() const noexcept { return inner_.num_blocks(); }
   [[nodiscard]] std::size_t assigned_blocks() const noexcept { return inner_.assigned_blocks(); }
   [[nodiscard]] std::size_t staged_blocks() const noexcept { return inner_.staged_blocks(); }
-  [[nodiscard]] std::size_t unassigned_blocks() const noexcept { return inner_.unassigned_blocks(); }
+  [[nodiscard]] std::size_t unassigned_blocks() const noexcept {
+    return inner_.unassigned_blocks();
+  }
   [[nodiscard]] std::size_t num_held() const noexcept { return inner_.num_held(); }
   [[nodiscard]] std::size_t prefix_matched_blocks() const noexcept {
     return inner_.prefix_matched_blocks();
@@ -359,7 +363,9 @@ class SchedulableSequence {
 
  private:
   SchedulableSequence(RequestSequence<Tier> inner, SequenceDelegate delegate)
-      : inner_{std::move(inner)}, delegate_{std::move(delegate)}, target_{inner_.num_input_tokens()} {
+      : inner_{std::move(inner)},
+        delegate_{std::move(delegate)},
+        target_{inner_.num_input_tokens()} {
     if (delegate_) {
       SequenceEvent event = make_event(SequenceEventKind::Created);
       event.num_tokens = inner_.num_input_tokens();

@@ -68,7 +68,8 @@ struct SequenceEvent {
   std::size_t num_tokens = 0;
   std::size_t blocks_allocated = 0;   ///< *Scheduled, Reacquired
   std::size_t blocks_registered = 0;  ///< *Applied, Reacquired (always 0: KV must be recomputed)
-  std::size_t blocks_released = 0;    ///< SpeculativeApplied, ScheduleReverted, UnassignedDropped, Released
+  /// SpeculativeApplied, ScheduleReverted, UnassignedDropped, Released
+  std::size_t blocks_released = 0;
   std::size_t blocks_matched = 0;     ///< PrefixMatched, Reacquired
   std::optional<std::uint32_t> token;  ///< PrefillApplied (final chunk), DecodeApplied
   bool success = true;                 ///< Reacquired

@@ -34,7 +34,9 @@ HashKeys& HashKeys::set_lora_name(std::string name) {
 }
 
 HashKeys& HashKeys::add_multimodal_item(MultimodalItem item) {
-  if (item.length == 0) throw ConfigError("HashKeys: a multimodal item must cover at least one token");
+  if (item.length == 0) {
+    throw ConfigError("HashKeys: a multimodal item must cover at least one token");
+  }
   const auto at = std::upper_bound(items_.begin(), items_.end(), item,
                                    [](const MultimodalItem& a, const MultimodalItem& b) {
                                      return a.offset < b.offset;
@@ -98,7 +100,9 @@ void HashKeys::validate(std::size_t prompt_tokens) const {
 
 std::vector<SequenceHash> keyed_sequence_hashes(std::span<const Token> tokens,
                                                 std::uint32_t block_size, const HashKeys& keys) {
-  if (block_size == 0) throw ConfigError("keyed_sequence_hashes: block_size must be greater than 0");
+  if (block_size == 0) {
+    throw ConfigError("keyed_sequence_hashes: block_size must be greater than 0");
+  }
   std::vector<SequenceHash> out;
   out.reserve(tokens.size() / block_size);
   std::optional<std::uint64_t> parent;

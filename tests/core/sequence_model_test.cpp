@@ -288,9 +288,10 @@ void step(Harness& h, int op, int a, int b) {
     case 12: {  // append_tokens
       const std::size_t k = static_cast<std::size_t>(b) % 3;
       const std::vector<Token> tokens(k, 7);
-      Expected e = !idle ? Expected{ApplyErrorKind::WrongState}
-                   : k > x.max - std::min(x.gen, x.max) ? Expected{ApplyErrorKind::AppendExceedsRemaining}
-                                                        : Expected{};
+      const bool too_many = k > x.max - std::min(x.gen, x.max);
+      Expected e = !idle      ? Expected{ApplyErrorKind::WrongState}
+                   : too_many ? Expected{ApplyErrorKind::AppendExceedsRemaining}
+                              : Expected{};
       if (h.run(i, e, [&] { s.append_tokens(tokens); })) x.total += k, x.gen += k;
       break;
     }
