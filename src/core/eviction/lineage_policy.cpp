@@ -80,6 +80,24 @@ LineagePolicy::LineagePolicy(std::size_t capacity, LineageEviction order)
 
 LineagePolicy::~LineagePolicy() = default;
 
+LineagePolicy::LineagePolicy(const LineagePolicy& other)
+    : order_{other.order_},
+      nodes_{other.nodes_},
+      free_head_{other.free_head_},
+      live_nodes_{other.live_nodes_},
+      index_{std::make_unique<Index>(*other.index_)},
+      node_of_{other.node_of_},
+      hash_of_{other.hash_of_},
+      tick_of_{other.tick_of_},
+      next_tick_{other.next_tick_},
+      tick_leaves_{other.tick_leaves_},
+      fifo_leaves_{other.fifo_leaves_},
+      size_{other.size_} {}
+
+std::unique_ptr<InactivePolicy> LineagePolicy::clone() const {
+  return std::unique_ptr<InactivePolicy>(new LineagePolicy(*this));
+}
+
 std::uint32_t LineagePolicy::alloc_node(std::uint32_t position, std::uint64_t fragment,
                                         bool indexed) {
   std::uint32_t n;

@@ -105,6 +105,7 @@ class LineagePolicy final : public InactivePolicy {
   [[nodiscard]] const char* name() const noexcept override {
     return order_ == LineageEviction::Tick ? "lineage-tick" : "lineage-fifo";
   }
+  [[nodiscard]] std::unique_ptr<InactivePolicy> clone() const override;
 
   // ---- diagnostics (tests, benchmarks) ----
   [[nodiscard]] LineageEviction order() const noexcept { return order_; }
@@ -136,6 +137,7 @@ class LineagePolicy final : public InactivePolicy {
     bool indexed = false;               // reachable through the (position, fragment) index
   };
   struct Index;
+  LineagePolicy(const LineagePolicy& other);  // deep copy, for clone()
 
   std::uint32_t alloc_node(std::uint32_t position, std::uint64_t fragment, bool indexed);
   void free_node(std::uint32_t n) noexcept;
