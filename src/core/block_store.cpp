@@ -186,7 +186,7 @@ struct Locked {
   std::optional<ImmutableRef> acquire(const SequenceHash& hash) noexcept {
     const auto it = s.by_hash.find(hash);
     if (it == s.by_hash.end()) return std::nullopt;
-    const BlockId id = it->second;
+    const BlockId id = *it;
     Slot& slot = s.slots[id];
     if (slot.state == SlotState::Primary) {
       auto word = refs[id].load(std::memory_order_acquire);
@@ -447,7 +447,6 @@ void BlockStore::register_staged(
   {
     KVBM_LOCKED(locked);
     StoreState& s = *state_;
-    s.by_hash.reserve(s.by_hash.size() + count);  // may rehash; no insert below then allocates
     std::size_t taken = 0;
     try {
       for (; taken < count; ++taken) {
@@ -487,7 +486,7 @@ void BlockStore::register_staged(
       slot.entry = entries[i].entry;
       if (entries[i].created && s.core->tracker()) fresh.push_back(hash);
       slot.state = SlotState::Primary;
-      s.by_hash.emplace(hash, id);
+      s.by_hash.insert(id);  // never grows (see StoreState::by_hash)
       slot_refs_[id].store(pack(generation, 1), std::memory_order_release);
       emit(ImmutableRef{id, generation, hash});
     }

@@ -7,8 +7,9 @@
 // construction except fence nodes.
 #pragma once
 
-#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -61,6 +62,22 @@ struct Slot {
   bool reset_on_release = false;
 };
 
+/// Hashing and equality of slot ids by the hash their slot holds, and of hashes directly
+/// (transparent): the index stores 4-byte ids, not 16-byte hashes next to them.
+struct SlotHashOf {
+  using is_transparent = void;
+  const Slot* slots;
+  std::size_t operator()(BlockId id) const noexcept { return slots[id].hash.mix(); }
+  std::size_t operator()(const SequenceHash& hash) const noexcept { return hash.mix(); }
+};
+struct SlotHashEq {
+  using is_transparent = void;
+  const Slot* slots;
+  bool operator()(BlockId a, BlockId b) const noexcept { return a == b; }
+  bool operator()(BlockId a, const SequenceHash& b) const noexcept { return slots[a].hash == b; }
+  bool operator()(const SequenceHash& a, BlockId b) const noexcept { return a == slots[b].hash; }
+};
+
 struct StoreState {
   StoreState(const StoreConfig& config, const BlockRegistry& registry_handle,
              std::unique_ptr<InactivePolicy> policy, StoreMetrics& metrics)
@@ -74,7 +91,11 @@ struct StoreState {
         default_reset_on_release{config.default_reset_on_release},
         fences(config.block_count, metrics),
         scratch(config.block_count) {
-    by_hash.reserve(config.block_count);
+    // Twice the pool (at least 32 slots), sized by the constructor: the index is then at most
+    // half full, so absl reclaims tombstones in place and never grows it (a grow allocates,
+    // and a failed grow or reserve() corrupts this absl release's table).
+    by_hash = decltype(by_hash)(std::max<std::size_t>(2 * config.block_count, 32),
+                                SlotHashOf{slots.data()}, SlotHashEq{slots.data()});
     for (std::size_t id = 0; id < config.block_count; ++id) {
       free.push_back(static_cast<BlockId>(id));
       slots[id].reset_on_release = default_reset_on_release;
@@ -85,7 +106,7 @@ struct StoreState {
   std::vector<Slot> slots;
   FreeRing free;
   /// hash -> slot for every Primary and Inactive slot (at most one per hash).
-  absl::flat_hash_map<SequenceHash, BlockId, SequenceHashHasher> by_hash;
+  absl::flat_hash_set<BlockId, SlotHashOf, SlotHashEq> by_hash{0, SlotHashOf{}, SlotHashEq{}};
   std::unique_ptr<InactivePolicy> inactive;
   BlockRegistry registry;
   RegistryCore* core;

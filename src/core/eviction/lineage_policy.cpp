@@ -62,12 +62,15 @@ void TickHeap::sift_down(std::size_t at) noexcept {
 // LineagePolicy
 
 struct LineagePolicy::Index {
+  // Sized by the constructor, never by reserve(): this absl release corrupts a table whose
+  // reserve() fails to allocate, while a failed constructor just throws.
+  explicit Index(std::size_t slots) : map(slots) {}
   absl::flat_hash_map<std::uint64_t, std::uint32_t, LineageKeyHash> map;  // packed key -> node
 };
 
 LineagePolicy::LineagePolicy(std::size_t capacity, LineageEviction order)
     : order_{order},
-      index_{std::make_unique<Index>()},
+      index_{std::make_unique<Index>((capacity + capacity / 2) * 8 / 7 + 1)},
       node_of_(capacity, kNil),
       hash_of_(capacity),
       tick_of_(capacity, 0),
@@ -75,7 +78,6 @@ LineagePolicy::LineagePolicy(std::size_t capacity, LineageEviction order)
       fifo_leaves_{order == LineageEviction::Fifo ? capacity : 0} {
   // Cached blocks plus as many ghosts: reserved, committed only as the slab grows into it.
   nodes_.reserve(2 * capacity);
-  index_->map.reserve(capacity + capacity / 2);
 }
 
 LineagePolicy::~LineagePolicy() = default;
