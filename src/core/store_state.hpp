@@ -91,10 +91,12 @@ struct StoreState {
         default_reset_on_release{config.default_reset_on_release},
         fences(config.block_count, metrics),
         scratch(config.block_count) {
-    // Twice the pool (at least 32 slots), sized by the constructor: the index is then at most
-    // half full, so absl reclaims tombstones in place and never grows it (a grow allocates,
-    // and a failed grow or reserve() corrupts this absl release's table).
-    by_hash = decltype(by_hash)(std::max<std::size_t>(2 * config.block_count, 32),
+    // At least 4/3 of the pool (and 32) slots, sized by the constructor: the index is then at
+    // most 3/4 full, under the 25/32 at which absl reclaims tombstones in place instead of
+    // growing, so it never grows (a grow allocates, and a failed grow or reserve() corrupts this
+    // absl release's table). 5 bytes a slot.
+    const std::size_t n = config.block_count;
+    by_hash = decltype(by_hash)(std::max<std::size_t>(n + n / 3 + 1, 32),
                                 SlotHashOf{slots.data()}, SlotHashEq{slots.data()});
     for (std::size_t id = 0; id < config.block_count; ++id) {
       free.push_back(static_cast<BlockId>(id));

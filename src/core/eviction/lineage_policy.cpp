@@ -72,7 +72,6 @@ LineagePolicy::LineagePolicy(std::size_t capacity, LineageEviction order)
     : order_{order},
       index_{std::make_unique<Index>((capacity + capacity / 2) * 8 / 7 + 1)},
       node_of_(capacity, kNil),
-      hash_of_(capacity),
       tick_of_(capacity, 0),
       tick_leaves_{order == LineageEviction::Tick ? capacity : 0},
       fifo_leaves_{order == LineageEviction::Fifo ? capacity : 0} {
@@ -89,7 +88,6 @@ LineagePolicy::LineagePolicy(const LineagePolicy& other)
       live_nodes_{other.live_nodes_},
       index_{std::make_unique<Index>(*other.index_)},
       node_of_{other.node_of_},
-      hash_of_{other.hash_of_},
       tick_of_{other.tick_of_},
       next_tick_{other.next_tick_},
       tick_leaves_{other.tick_leaves_},
@@ -100,8 +98,7 @@ std::unique_ptr<InactivePolicy> LineagePolicy::clone() const {
   return std::unique_ptr<InactivePolicy>(new LineagePolicy(*this));
 }
 
-std::uint32_t LineagePolicy::alloc_node(std::uint32_t position, std::uint64_t fragment,
-                                        bool indexed) {
+std::uint32_t LineagePolicy::alloc_node(std::uint64_t key, bool indexed) {
   std::uint32_t n;
   if (free_head_ != kNil) {
     n = free_head_;
@@ -113,8 +110,7 @@ std::uint32_t LineagePolicy::alloc_node(std::uint32_t position, std::uint64_t fr
   }
   Node& node = nodes_[n];
   node = Node{};
-  node.fragment = fragment;
-  node.position = position;
+  node.key = key;
   node.state = NodeState::Ghost;
   node.indexed = indexed;
   ++live_nodes_;
@@ -123,7 +119,7 @@ std::uint32_t LineagePolicy::alloc_node(std::uint32_t position, std::uint64_t fr
 
 void LineagePolicy::free_node(std::uint32_t n) noexcept {
   Node& node = nodes_[n];
-  if (node.indexed) index_->map.erase(LineageKey{node.fragment, node.position}.packed());
+  if (node.indexed) index_->map.erase(node.key);
   node = Node{};
   node.next_sibling = free_head_;
   free_head_ = n;
@@ -183,7 +179,7 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
   std::uint32_t n;
   auto& map = index_->map;
   if (auto it = map.find(packed); it == map.end()) {
-    n = alloc_node(key.position, key.fragment, /*indexed=*/true);
+    n = alloc_node(packed, /*indexed=*/true);
     map.emplace(packed, n);
   } else if (nodes_[it->second].state == NodeState::Ghost) {
     n = it->second;  // a placeholder (or a hit-removed interior block) becomes cached again
@@ -191,14 +187,13 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
     // The key is held by another cached block: a different parent or a fragment collision
     // (the store's map tells full hashes apart). Give this one a node of its own that lookups
     // never reach: it stays a leaf, so it is evictable and never disturbs the other's subtree.
-    n = alloc_node(key.position, key.fragment, /*indexed=*/false);
+    n = alloc_node(packed, /*indexed=*/false);
   }
 
   Node& node = nodes_[n];
   node.state = NodeState::Real;
   node.block = id;
   node_of_[id] = n;
-  hash_of_[id] = hash;
   tick_of_[id] = next_tick_++;
   ++size_;
 
@@ -207,13 +202,13 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
 }
 
 void LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
-  const std::uint32_t position = nodes_[n].position;
+  const std::uint32_t position = position_of(nodes_[n]);
   if (position == 0) return;
-  const LineageKey parent_key{hash.parent_fragment(), position - 1};
+  const std::uint64_t parent_key = LineageKey{hash.parent_fragment(), position - 1}.packed();
 
   if (const std::uint32_t current = nodes_[n].parent; current != kNil) {
     const Node& p = nodes_[current];
-    if (p.position == parent_key.position && p.fragment == parent_key.fragment) return;
+    if (p.key == parent_key) return;
     // A promoted ghost that was left by a different hash with the same (position, fragment):
     // move it under this hash's parent and let the old parent settle.
     detach(n);
@@ -222,14 +217,14 @@ void LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
 
   std::uint32_t parent;
   auto& map = index_->map;
-  if (auto it = map.find(parent_key.packed()); it != map.end()) {
+  if (auto it = map.find(parent_key); it != map.end()) {
     parent = it->second;
     const Node& p = nodes_[parent];
     if (p.state == NodeState::Real && p.first_child == kNil) leaf_removed(p.block);
   } else {
     // Child cached before its parent: hold its place with a ghost.
-    parent = alloc_node(parent_key.position, parent_key.fragment, /*indexed=*/true);
-    map.emplace(parent_key.packed(), parent);
+    parent = alloc_node(parent_key, /*indexed=*/true);
+    map.emplace(parent_key, parent);
   }
   attach(n, parent);
 }
@@ -238,7 +233,14 @@ void LineagePolicy::remove(BlockId id, const SequenceHash& hash) {
   if (!contains(id)) {
     throw std::logic_error("lineage policy: block " + std::to_string(id) + " not found");
   }
-  if (!(hash_of_[id] == hash)) {
+  // The node keeps no full hash; its key and its parent's key must both match `hash`.
+  const std::uint32_t position = hash.position();
+  const Node& node = nodes_[node_of_[id]];
+  bool same = node.key == LineageKey{hash.fragment_for_child_position(position + 1), position}.packed();
+  if (same && position > 0 && node.parent != kNil) {
+    same = nodes_[node.parent].key == LineageKey{hash.parent_fragment(), position - 1}.packed();
+  }
+  if (!same) {
     throw std::logic_error("lineage policy: block " + std::to_string(id) +
                            " holds a different sequence hash");
   }
@@ -310,7 +312,7 @@ void LineagePolicy::check_invariants() const {
     ++live;
     if (node.indexed) {
       ++indexed;
-      auto it = index_->map.find(LineageKey{node.fragment, node.position}.packed());
+      auto it = index_->map.find(node.key);
       if (it == index_->map.end() || it->second != n) fail("indexed node missing from index");
     }
     if (node.state == NodeState::Ghost && node.first_child == kNil) fail("childless ghost");
@@ -318,11 +320,6 @@ void LineagePolicy::check_invariants() const {
       ++cached;
       const BlockId id = node.block;
       if (id >= node_of_.size() || node_of_[id] != n) fail("node/slot mapping broken");
-      const SequenceHash& h = hash_of_[id];
-      if (h.position() != node.position ||
-          h.fragment_for_child_position(node.position + 1) != node.fragment) {
-        fail("node key disagrees with its block's hash");
-      }
       const bool leaf = node.first_child == kNil;
       if (leaf != is_leaf(id)) fail("leaf order disagrees with the tree");
       leaves += leaf ? 1 : 0;
@@ -330,16 +327,13 @@ void LineagePolicy::check_invariants() const {
     if (node.parent != kNil) {
       const Node& p = nodes_[node.parent];
       if (p.state == NodeState::Free) fail("parent is free");
-      if (p.position + 1 != node.position) fail("parent position is not position - 1");
-      if (node.state == NodeState::Real && hash_of_[node.block].parent_fragment() != p.fragment) {
-        fail("cached child under the wrong parent");
-      }
+      if (position_of(p) + 1 != position_of(node)) fail("parent position is not position - 1");
       bool found = false;
       for (std::uint32_t c = p.first_child; c != kNil; c = nodes_[c].next_sibling) {
         if (c == n) found = true;
       }
       if (!found) fail("child missing from its parent's child list");
-    } else if (node.state == NodeState::Real && node.position > 0) {
+    } else if (node.state == NodeState::Real && position_of(node) > 0) {
       fail("cached non-root without a parent");
     }
     for (std::uint32_t c = node.first_child; c != kNil; c = nodes_[c].next_sibling) {
