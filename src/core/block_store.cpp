@@ -151,11 +151,10 @@ struct Locked {
     Slot& slot = s.slots[id];
     refs[id].store(pack(generation + 1, 0), std::memory_order_release);
     const BlockId primary = slot.keepalive_id;
-    const std::uint32_t primary_generation = slot.keepalive_generation;
     slot.keepalive_id = kInvalidBlockId;
     drop_registration(slot);
     to_free(id);
-    drop_strong(primary, primary_generation);
+    drop_strong(primary);
   }
 
   /// The holder that brought a tenancy's count to zero releases it, unless a lookup already
@@ -175,10 +174,10 @@ struct Locked {
   }
 
   /// Drops one strong reference while holding the lock (a duplicate's keep-alive).
-  void drop_strong(BlockId id, std::uint32_t generation) noexcept {
+  void drop_strong(BlockId id) noexcept {
     const auto previous = refs[id].fetch_sub(1, std::memory_order_acq_rel);
     if (ref_count(previous) != 1) return;
-    release_primary(id, generation);
+    release_primary(id, ref_generation(previous));  // the tenancy the keep-alive held
     ++deferred.store_unrefs;  // the primary tenancy's store reference
   }
 
@@ -476,7 +475,6 @@ void BlockStore::register_staged(
         // Allow: a second physical copy; the reference just taken keeps the primary alive.
         slot.state = SlotState::Duplicate;
         slot.keepalive_id = existing->block_id;
-        slot.keepalive_generation = existing->generation;
         slot.entry = entries[i].entry;
         slot_refs_[id].store(pack(generation, 1), std::memory_order_release);
         metrics_.duplicate_blocks.fetch_add(1, std::memory_order_relaxed);

@@ -56,8 +56,8 @@ class FreeRing {
 struct Slot {
   SequenceHash hash{};
   RegistryEntry* entry = nullptr;          // while Primary / Duplicate / Inactive
-  BlockId keepalive_id = kInvalidBlockId;  // Duplicate: the primary it keeps alive
-  std::uint32_t keepalive_generation = 0;
+  BlockId keepalive_id = kInvalidBlockId;  // Duplicate: the primary it keeps alive (whose
+                                           // generation cannot move while it does)
   SlotState state = SlotState::Reset;
   bool reset_on_release = false;
 };
@@ -77,6 +77,8 @@ struct SlotHashEq {
   bool operator()(BlockId a, const SequenceHash& b) const noexcept { return slots[a].hash == b; }
   bool operator()(const SequenceHash& a, BlockId b) const noexcept { return a == slots[b].hash; }
 };
+
+static_assert(sizeof(Slot) <= 32, "a slot is 32 bytes (memory per block)");
 
 struct StoreState {
   StoreState(const StoreConfig& config, const BlockRegistry& registry_handle,
