@@ -1,7 +1,7 @@
 // Lineage eviction: leaf-first over the prefix tree, ghost placeholders, iterative pruning.
 #include "eviction/lineage_policy.hpp"
 
-#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 
 #include <stdexcept>
 #include <string>
@@ -62,15 +62,32 @@ void TickHeap::sift_down(std::size_t at) noexcept {
 // LineagePolicy
 
 struct LineagePolicy::Index {
+  // The index holds node numbers (4 bytes a slot) and finds them by their node's packed key,
+  // which the node keeps: no second copy of the 8-byte key next to each entry. The functors
+  // reach the slab through the vector, so the slab may reallocate.
+  struct KeyOf {
+    using is_transparent = void;
+    const std::vector<Node>* nodes;
+    std::size_t operator()(std::uint32_t n) const noexcept { return LineageKeyHash{}((*nodes)[n].key); }
+    std::size_t operator()(std::uint64_t key) const noexcept { return LineageKeyHash{}(key); }
+  };
+  struct SameKey {
+    using is_transparent = void;
+    const std::vector<Node>* nodes;
+    bool operator()(std::uint32_t a, std::uint32_t b) const noexcept { return a == b; }
+    bool operator()(std::uint32_t n, std::uint64_t key) const noexcept { return (*nodes)[n].key == key; }
+    bool operator()(std::uint64_t key, std::uint32_t n) const noexcept { return (*nodes)[n].key == key; }
+  };
   // Sized by the constructor, never by reserve(): this absl release corrupts a table whose
   // reserve() fails to allocate, while a failed constructor just throws.
-  explicit Index(std::size_t slots) : map(slots) {}
-  absl::flat_hash_map<std::uint64_t, std::uint32_t, LineageKeyHash> map;  // packed key -> node
+  Index(std::size_t slots, const std::vector<Node>* nodes)
+      : map(slots, KeyOf{nodes}, SameKey{nodes}) {}
+  absl::flat_hash_set<std::uint32_t, KeyOf, SameKey> map;  // indexed nodes, by packed key
 };
 
 LineagePolicy::LineagePolicy(std::size_t capacity, LineageEviction order)
     : order_{order},
-      index_{std::make_unique<Index>((capacity + capacity / 2) * 8 / 7 + 1)},
+      index_{std::make_unique<Index>((capacity + capacity / 2) * 8 / 7 + 1, &nodes_)},
       node_of_(capacity, kNil),
       tick_of_(capacity, 0),
       tick_leaves_{order == LineageEviction::Tick ? capacity : 0},
@@ -86,13 +103,15 @@ LineagePolicy::LineagePolicy(const LineagePolicy& other)
       nodes_{other.nodes_},
       free_head_{other.free_head_},
       live_nodes_{other.live_nodes_},
-      index_{std::make_unique<Index>(*other.index_)},
+      index_{std::make_unique<Index>(other.index_->map.capacity(), &nodes_)},
       node_of_{other.node_of_},
       tick_of_{other.tick_of_},
       next_tick_{other.next_tick_},
       tick_leaves_{other.tick_leaves_},
       fifo_leaves_{other.fifo_leaves_},
-      size_{other.size_} {}
+      size_{other.size_} {
+  for (const std::uint32_t n : other.index_->map) index_->map.insert(n);
+}
 
 std::unique_ptr<InactivePolicy> LineagePolicy::clone() const {
   return std::unique_ptr<InactivePolicy>(new LineagePolicy(*this));
@@ -180,9 +199,9 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
   auto& map = index_->map;
   if (auto it = map.find(packed); it == map.end()) {
     n = alloc_node(packed, /*indexed=*/true);
-    map.emplace(packed, n);
-  } else if (nodes_[it->second].state == NodeState::Ghost) {
-    n = it->second;  // a placeholder (or a hit-removed interior block) becomes cached again
+    map.insert(n);
+  } else if (nodes_[*it].state == NodeState::Ghost) {
+    n = *it;  // a placeholder (or a hit-removed interior block) becomes cached again
   } else {
     // The key is held by another cached block: a different parent or a fragment collision
     // (the store's map tells full hashes apart). Give this one a node of its own that lookups
@@ -218,13 +237,13 @@ void LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
   std::uint32_t parent;
   auto& map = index_->map;
   if (auto it = map.find(parent_key); it != map.end()) {
-    parent = it->second;
+    parent = *it;
     const Node& p = nodes_[parent];
     if (p.state == NodeState::Real && p.first_child == kNil) leaf_removed(p.block);
   } else {
     // Child cached before its parent: hold its place with a ghost.
     parent = alloc_node(parent_key, /*indexed=*/true);
-    map.emplace(parent_key, parent);
+    map.insert(parent);
   }
   attach(n, parent);
 }
@@ -313,7 +332,7 @@ void LineagePolicy::check_invariants() const {
     if (node.indexed) {
       ++indexed;
       auto it = index_->map.find(node.key);
-      if (it == index_->map.end() || it->second != n) fail("indexed node missing from index");
+      if (it == index_->map.end() || *it != n) fail("indexed node missing from index");
     }
     if (node.state == NodeState::Ghost && node.first_child == kNil) fail("childless ghost");
     if (node.state == NodeState::Real) {

@@ -19,7 +19,8 @@
 //    list: O(1).
 // Memory: a node slab reserved for 2 x capacity nodes (ghosts may grow it) of 32 bytes each (the
 // node's (position, fragment) is kept packed in its 64-bit index key), a (position, fragment)
-// index sized for 1.5 x capacity, and per-slot arrays (node, tick, leaf order); the full hash
+// index of 4-byte node numbers (found through their nodes' keys) sized for 1.5 x capacity, and
+// per-slot arrays (node, tick, leaf order); the full hash
 // is not kept (the store has it). No allocation per operation in steady state.
 // Exception safety: growth past the reserved slab or index allocates inside insert(), which the
 // store calls from release paths that cannot throw; a pool churning far more ghosts than
