@@ -12,12 +12,18 @@
 // Complexity: O(1) expected per block for every call (no scan of the pool); no heap allocation
 // per block in steady state beyond the result vectors the calls return.
 // Invariant at every quiescent point: free + inactive + held == total_blocks().
+// Exceptions: every call gives the strong guarantee. A call that throws (std::bad_alloc included)
+// leaves the pool exactly as before (free list, inactive order, registry, metrics) and the
+// caller's blocks with the caller. A moved-from BlockManager names no pool: every member throws
+// InvalidHandle.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <optional>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -117,19 +123,30 @@ class BlockManager {
 
   [[nodiscard]] static Builder builder() { return Builder{}; }
 
-  [[nodiscard]] ManagerId id() const noexcept { return store_->id(); }
-  [[nodiscard]] std::size_t total_blocks() const noexcept { return store_->total_blocks(); }
-  [[nodiscard]] std::size_t block_size() const noexcept { return store_->block_size(); }
-  /// Free + inactive, one consistent snapshot.
-  [[nodiscard]] std::size_t available_blocks() const { return store_->available_blocks(); }
-  [[nodiscard]] DuplicationPolicy duplication_policy() const noexcept {
-    return store_->duplication_policy();
+  [[nodiscard]] ManagerId id() const { return live("BlockManager::id").id(); }
+  [[nodiscard]] std::size_t total_blocks() const {
+    return live("BlockManager::total_blocks").total_blocks();
   }
-  [[nodiscard]] const BlockRegistry& registry() const noexcept { return store_->registry(); }
-  [[nodiscard]] MetricsSnapshot metrics() const noexcept { return store_->metrics().snapshot(); }
+  [[nodiscard]] std::size_t block_size() const {
+    return live("BlockManager::block_size").block_size();
+  }
+  /// Free + inactive, one consistent snapshot.
+  [[nodiscard]] std::size_t available_blocks() const {
+    return live("BlockManager::available_blocks").available_blocks();
+  }
+  [[nodiscard]] DuplicationPolicy duplication_policy() const {
+    return live("BlockManager::duplication_policy").duplication_policy();
+  }
+  [[nodiscard]] const BlockRegistry& registry() const {
+    return live("BlockManager::registry").registry();
+  }
+  [[nodiscard]] MetricsSnapshot metrics() const {
+    return live("BlockManager::metrics").metrics().snapshot();
+  }
 
   /// All-or-nothing: `n` blocks from the free list (FIFO), then by evicting inactive blocks in
   /// policy order; nullopt (nothing changed) if free + inactive < n. n == 0 gives an empty vector.
+  /// n > total_blocks() is nullopt at once (nothing is reserved for it).
   [[nodiscard]] std::optional<std::vector<Mutable>> allocate_blocks(std::size_t n) {
     return allocate(n, nullptr);
   }
@@ -148,7 +165,26 @@ class BlockManager {
   [[nodiscard]] std::optional<std::vector<Mutable>> allocate_blocks_blocking(std::size_t n) {
     for (;;) {
       if (auto blocks = allocate(n, nullptr)) return blocks;
-      if (!store_->wait_for_allocatable(n)) return std::nullopt;
+      if (!store_->wait_for_allocatable(n, std::nullopt)) return std::nullopt;
+    }
+  }
+  /// Same, but gives up after `timeout` (nullopt, nothing changed): a fence that never completes
+  /// cannot hang the caller. Fences are polled without blocking until the deadline, so the wait
+  /// may overrun it by about a millisecond. A zero timeout behaves like allocate_blocks.
+  template <class Rep, class Period>
+  [[nodiscard]] std::optional<std::vector<Mutable>> allocate_blocks_blocking(
+      std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+    using Clock = std::chrono::steady_clock;
+    const auto now = Clock::now();
+    const auto room = Clock::time_point::max() - now;  // saturate: a huge timeout never wraps
+    const auto deadline =
+        timeout <= std::chrono::duration<Rep, Period>::zero() ? now
+        : std::chrono::duration<double>(timeout) >= std::chrono::duration<double>(room)
+            ? Clock::time_point::max()
+            : now + std::chrono::ceil<Clock::duration>(timeout);
+    for (;;) {
+      if (auto blocks = allocate(n, nullptr)) return blocks;
+      if (!store_->wait_for_allocatable(n, deadline)) return std::nullopt;
     }
   }
 
@@ -180,23 +216,27 @@ class BlockManager {
   }
   /// Registers a batch under one lock; results are in input order. On ForeignBlock nothing is
   /// consumed: every block is still in `blocks`.
+  /// A moved-from block throws InvalidHandle, also consuming nothing. If the call throws
+  /// anything else (std::bad_alloc), nothing was consumed or changed either.
   [[nodiscard]] std::vector<Immutable> register_blocks(std::vector<Complete>&& blocks) {
+    detail::BlockStore& store = live("BlockManager::register_blocks");
     for (const auto& block : blocks) {
-      if (block.store_ != store_.get()) {
-        throw ForeignBlock(block.store_ == nullptr
-                               ? "register_blocks: a CompleteBlock was moved from"
-                               : "register_blocks: a CompleteBlock belongs to another manager");
+      if (block.store_ == nullptr) {
+        throw InvalidHandle("register_blocks: a moved-from CompleteBlock (it names no slot)");
+      }
+      if (block.store_ != &store) {
+        throw ForeignBlock("register_blocks: a CompleteBlock belongs to another manager");
       }
     }
     std::vector<Immutable> out;
     out.reserve(blocks.size());
-    store_->register_staged(
+    // The store reads the blocks and consumes their store references only if it succeeds; they
+    // are disarmed after it returns (nothing between can throw).
+    store.register_staged(
         blocks.size(),
-        [&](std::size_t i) {
-          detail::BlockAccess::disarm(blocks[i]);
-          return std::pair{blocks[i].block_id_, blocks[i].hash_};
-        },
+        [&](std::size_t i) { return std::pair{blocks[i].block_id_, blocks[i].hash_}; },
         [&](const detail::ImmutableRef& ref) { out.push_back(make_immutable(ref)); });
+    for (auto& block : blocks) detail::BlockAccess::disarm(block);
     blocks.clear();
     return out;
   }
@@ -204,6 +244,7 @@ class BlockManager {
   /// Longest contiguous prefix of `hashes` held by this pool (live or cached; cached blocks are
   /// revived). Stops at the first miss. One frequency touch per returned block.
   [[nodiscard]] std::vector<Immutable> match_blocks(std::span<const SequenceHash> hashes) {
+    live("BlockManager::match_blocks");
     std::vector<Immutable> out;
     out.reserve(hashes.size());
     store_->match_prefix(hashes,
@@ -216,13 +257,18 @@ class BlockManager {
   /// frequency tracker once per returned block when `touch`.
   [[nodiscard]] std::unordered_map<SequenceHash, Immutable> scan_matches(
       std::span<const SequenceHash> hashes, bool touch = true) {
+    live("BlockManager::scan_matches");
+    // Every map node is made before the pool lock (an empty handle per distinct hash), so
+    // nothing allocates after a block has been acquired; misses are erased afterwards.
     std::unordered_map<SequenceHash, Immutable> out;
     out.reserve(hashes.size());
+    for (const SequenceHash& hash : hashes) {
+      out.try_emplace(hash, detail::BlockAccess::make<Immutable>());
+    }
     store_->scan(
-        hashes, [&](const SequenceHash& hash) { return !out.contains(hash); },
-        [&](const detail::ImmutableRef& ref) {
-      out.emplace(ref.hash, make_immutable(ref));
-    });
+        hashes, [&](const SequenceHash& hash) { return !out.find(hash)->second.valid(); },
+        [&](const detail::ImmutableRef& ref) { out.find(ref.hash)->second = make_immutable(ref); });
+    std::erase_if(out, [](const auto& entry) { return !entry.second.valid(); });
     if (touch) {
       for (const auto& [hash, block] : out) store_->touch_one(hash);
     }
@@ -231,16 +277,18 @@ class BlockManager {
 
   /// Releases a batch of blocks — e.g. a finished request's, tail first — exactly as dropping
   /// them in order would, but with one pool-lock acquisition for all the slots whose last holder
-  /// they were. Throws ForeignBlock (nothing released) if a block is moved-from or belongs to
-  /// another manager.
+  /// they were. Throws InvalidHandle if a block is moved-from and ForeignBlock if one belongs
+  /// to another manager (nothing released either way).
   void release_blocks(std::vector<Immutable>&& blocks) {
+    detail::BlockStore& store = live("BlockManager::release_blocks");
     std::vector<std::pair<BlockId, std::uint32_t>> handles;
     handles.reserve(blocks.size());
     for (const auto& block : blocks) {
-      if (block.store_ != store_.get()) {
-        throw ForeignBlock(block.store_ == nullptr
-                               ? "release_blocks: an ImmutableBlock was moved from"
-                               : "release_blocks: an ImmutableBlock belongs to another manager");
+      if (block.store_ == nullptr) {
+        throw InvalidHandle("release_blocks: a moved-from ImmutableBlock (it names no slot)");
+      }
+      if (block.store_ != &store) {
+        throw ForeignBlock("release_blocks: an ImmutableBlock belongs to another manager");
       }
       handles.emplace_back(block.block_id_, detail::BlockAccess::generation(block));
     }
@@ -252,11 +300,13 @@ class BlockManager {
   }
 
   /// Evicts every cached block to the free list; returns how many were drained.
-  std::size_t reset_inactive_pool() { return store_->reset_inactive_pool(); }
+  std::size_t reset_inactive_pool() {
+    return live("BlockManager::reset_inactive_pool").reset_inactive_pool();
+  }
 
   /// Diagnostics: throws std::logic_error if the pool's bookkeeping is inconsistent (O(pool
   /// size), under the pool lock). Test-only hooks live in kvbm/detail/testing.hpp.
-  void check_invariants() const { store_->check_invariants(); }
+  void check_invariants() const { live("BlockManager::check_invariants").check_invariants(); }
 
  private:
   friend struct detail::TestingAccess;
@@ -266,6 +316,8 @@ class BlockManager {
       std::size_t n, std::vector<SequenceHash>* evicted,
       detail::AllocationMode mode = detail::AllocationMode::ReadyOnly,
       std::vector<Fence>* wait_for = nullptr) {
+    // More than the pool can never succeed: answer before reserving n of anything.
+    if (n > live("BlockManager::allocate_blocks").total_blocks()) return std::nullopt;
     std::vector<Mutable> out;
     out.reserve(n);
     const bool ok = store_->allocate(
@@ -276,6 +328,13 @@ class BlockManager {
   }
   Immutable make_immutable(const detail::ImmutableRef& ref) {
     return detail::BlockAccess::make<Immutable>(store_.get(), ref);
+  }
+  /// The pool; throws InvalidHandle naming `operation` on a moved-from manager.
+  detail::BlockStore& live(const char* operation) const {
+    if (store_.get() == nullptr) {
+      throw InvalidHandle(std::string(operation) + " on a moved-from BlockManager (it names no pool)");
+    }
+    return *store_;
   }
 
   detail::StorePtr store_;

@@ -10,6 +10,13 @@
 // Thread safety: a handle is a value (use one from one thread at a time); different handles,
 // including copies of the same ImmutableBlock, may be used and dropped on any thread.
 // Handles keep their manager's pool alive even after every BlockManager copy is gone.
+// Empty handles: a handle that was moved from (or consumed by a transition) names no slot. Its
+// destructor, move, copy (a copy of an empty handle is empty) and valid() are defined; every
+// other member throws kvbm::InvalidHandle naming the operation, and so does handing it to a
+// BlockManager call.
+// Identity: a WeakBlock never upgrades into a block with another sequence hash, however many
+// times its slot has been reused since (the fast path checks the slot's generation and then its
+// hash, so a 32-bit generation that wrapped around cannot alias a different block).
 // Complexity: O(1) per handle operation. Copies and non-final drops of ImmutableBlock and pins
 // are lock-free; drops of Mutable/Complete blocks and the final drop of a registered slot take
 // the pool mutex once.
@@ -70,7 +77,10 @@ class MutableBlock {
   MutableBlock& operator=(const MutableBlock&) = delete;
   ~MutableBlock() { release(); }
 
-  [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
+  [[nodiscard]] BlockId block_id() const {
+    detail::live_store(store_, "MutableBlock::block_id");
+    return block_id_;
+  }
   [[nodiscard]] std::size_t block_size() const {
     return detail::live_store(store_, "MutableBlock::block_size").block_size();
   }
@@ -131,8 +141,14 @@ class CompleteBlock {
   CompleteBlock& operator=(const CompleteBlock&) = delete;
   ~CompleteBlock() { release(); }
 
-  [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
-  [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
+  [[nodiscard]] BlockId block_id() const {
+    detail::live_store(store_, "CompleteBlock::block_id");
+    return block_id_;
+  }
+  [[nodiscard]] SequenceHash sequence_hash() const {
+    detail::live_store(store_, "CompleteBlock::sequence_hash");
+    return hash_;
+  }
   [[nodiscard]] std::size_t block_size() const {
     return detail::live_store(store_, "CompleteBlock::block_size").block_size();
   }
@@ -173,6 +189,7 @@ class ImmutableBlock {
   ImmutableBlock(const ImmutableBlock& other) noexcept
       : store_{other.store_}, block_id_{other.block_id_}, generation_{other.generation_},
         hash_{other.hash_} {
+    if (store_ == nullptr) return;  // a copy of an empty handle is empty
     store_->slot_retain(block_id_);
     store_->metrics().inflight_immutable.fetch_add(1, std::memory_order_relaxed);
   }
@@ -193,8 +210,14 @@ class ImmutableBlock {
     }
   }
 
-  [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
-  [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
+  [[nodiscard]] BlockId block_id() const {
+    detail::live_store(store_, "ImmutableBlock::block_id");
+    return block_id_;
+  }
+  [[nodiscard]] SequenceHash sequence_hash() const {
+    detail::live_store(store_, "ImmutableBlock::sequence_hash");
+    return hash_;
+  }
   [[nodiscard]] ManagerId manager_id() const {
     return detail::live_store(store_, "ImmutableBlock::manager_id").id();
   }
@@ -228,6 +251,8 @@ class ImmutableBlock {
   /// inflight_immutable (once per call, not per block).
   ImmutableBlock(detail::BlockStore* store, const detail::ImmutableRef& ref) noexcept
       : store_{store}, block_id_{ref.block_id}, generation_{ref.generation}, hash_{ref.hash} {}
+  /// An empty handle (a placeholder scan_matches fills in without allocating under the lock).
+  ImmutableBlock() noexcept : store_{nullptr}, block_id_{kInvalidBlockId}, generation_{0}, hash_{} {}
 
   detail::BlockStore* store_;
   BlockId block_id_;
@@ -241,7 +266,7 @@ class WeakBlock {
   WeakBlock(const WeakBlock& other) noexcept
       : store_{other.store_}, entry_{other.entry_}, block_id_{other.block_id_},
         generation_{other.generation_}, hash_{other.hash_} {
-    store_->registry_retain(entry_);
+    if (entry_ != nullptr) store_->registry_retain(entry_);  // a copy of an empty handle is empty
   }
   WeakBlock(WeakBlock&& other) noexcept
       : store_{std::move(other.store_)}, entry_{std::exchange(other.entry_, nullptr)},
@@ -258,13 +283,18 @@ class WeakBlock {
     if (entry_ != nullptr) store_->registry_release(entry_);
   }
 
-  [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
+  [[nodiscard]] SequenceHash sequence_hash() const {
+    detail::live_store(store_.get(), "WeakBlock::sequence_hash");
+    return hash_;
+  }
+  /// False once moved from.
+  [[nodiscard]] bool valid() const noexcept { return entry_ != nullptr; }
   /// The live block, else the cached block revived from the inactive pool, else nullopt
   /// (evicted). Never touches the frequency tracker. May return the primary when the weak
   /// reference was taken from a duplicate that is gone.
   [[nodiscard]] std::optional<ImmutableBlock<Tier>> upgrade() const {
     detail::live_store(store_.get(), "WeakBlock::upgrade");
-    if (store_->slot_try_retain(block_id_, generation_)) {
+    if (store_->slot_try_retain(block_id_, generation_, hash_)) {
       store_->metrics().inflight_immutable.fetch_add(1, std::memory_order_relaxed);
       return detail::BlockAccess::make<ImmutableBlock<Tier>>(
           store_.get(), detail::ImmutableRef{block_id_, generation_, hash_});

@@ -23,7 +23,7 @@ class LifecyclePinRef {
   LifecyclePinRef(const LifecyclePinRef& other) noexcept
       : store_{other.store_}, block_id_{other.block_id_}, generation_{other.generation_},
         hash_{other.hash_} {
-    store_->slot_retain(block_id_);
+    if (store_ != nullptr) store_->slot_retain(block_id_);  // a copy of an empty pin is empty
   }
   LifecyclePinRef(LifecyclePinRef&& other) noexcept
       : store_{std::exchange(other.store_, nullptr)}, block_id_{other.block_id_},
@@ -42,8 +42,16 @@ class LifecyclePinRef {
   [[nodiscard]] ManagerId manager_id() const {
     return detail::live_store(store_, "LifecyclePinRef::manager_id").id();
   }
-  [[nodiscard]] BlockId block_id() const noexcept { return block_id_; }
-  [[nodiscard]] SequenceHash sequence_hash() const noexcept { return hash_; }
+  [[nodiscard]] BlockId block_id() const {
+    detail::live_store(store_, "LifecyclePinRef::block_id");
+    return block_id_;
+  }
+  [[nodiscard]] SequenceHash sequence_hash() const {
+    detail::live_store(store_, "LifecyclePinRef::sequence_hash");
+    return hash_;
+  }
+  /// False once moved from.
+  [[nodiscard]] bool valid() const noexcept { return store_ != nullptr; }
   /// Attaches a fence for asynchronous work on this slot (e.g. an offload copy reading it): the
   /// slot is not handed out again, after every handle and pin is gone, until it is ready.
   void add_fence(Fence fence) const {

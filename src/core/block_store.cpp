@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cassert>
 #include <mutex>
+#include <thread>
 #include <stdexcept>
 #include <string>
 
@@ -19,6 +20,12 @@
 namespace kvbm::detail {
 
 namespace {
+
+/// A registry entry taken for one block of a register_blocks batch before any slot changes.
+struct PendingEntry {
+  RegistryEntry* entry = nullptr;
+  bool created = false;
+};
 
 constexpr std::uint64_t pack(std::uint32_t generation, std::uint32_t count) noexcept {
   return (static_cast<std::uint64_t>(generation) << 32) | count;
@@ -144,11 +151,10 @@ struct Locked {
     Slot& slot = s.slots[id];
     refs[id].store(pack(generation + 1, 0), std::memory_order_release);
     const BlockId primary = slot.keepalive_id;
-    const std::uint32_t primary_generation = slot.keepalive_generation;
     slot.keepalive_id = kInvalidBlockId;
     drop_registration(slot);
     to_free(id);
-    drop_strong(primary, primary_generation);
+    drop_strong(primary);
   }
 
   /// The holder that brought a tenancy's count to zero releases it, unless a lookup already
@@ -168,10 +174,10 @@ struct Locked {
   }
 
   /// Drops one strong reference while holding the lock (a duplicate's keep-alive).
-  void drop_strong(BlockId id, std::uint32_t generation) noexcept {
+  void drop_strong(BlockId id) noexcept {
     const auto previous = refs[id].fetch_sub(1, std::memory_order_acq_rel);
     if (ref_count(previous) != 1) return;
-    release_primary(id, generation);
+    release_primary(id, ref_generation(previous));  // the tenancy the keep-alive held
     ++deferred.store_unrefs;  // the primary tenancy's store reference
   }
 
@@ -179,7 +185,7 @@ struct Locked {
   std::optional<ImmutableRef> acquire(const SequenceHash& hash) noexcept {
     const auto it = s.by_hash.find(hash);
     if (it == s.by_hash.end()) return std::nullopt;
-    const BlockId id = it->second;
+    const BlockId id = *it;
     Slot& slot = s.slots[id];
     if (slot.state == SlotState::Primary) {
       auto word = refs[id].load(std::memory_order_acquire);
@@ -228,14 +234,16 @@ void BlockStore::release_last(BlockId id, std::uint32_t generation) noexcept {
   unref();  // the released tenancy's store reference (last: may destroy the store)
 }
 
-void BlockStore::release_many(std::span<const std::pair<BlockId, std::uint32_t>> handles) {
+void BlockStore::release_many(std::span<std::pair<BlockId, std::uint32_t>> handles) noexcept {
   KVBM_NVTX_RANGE_PAYLOAD("release_blocks", handles.size());
-  std::vector<std::pair<BlockId, std::uint32_t>> last;  // tenancies whose count reached zero
-  last.reserve(handles.size());
+  // Tenancies whose count reached zero, compacted to the front of `handles`: no allocation, so
+  // the caller's handles, already disarmed, can never be lost to a bad_alloc.
+  std::size_t zeroed = 0;
   for (const auto& [id, generation] : handles) {
     const auto previous = slot_refs_[id].fetch_sub(1, std::memory_order_acq_rel);
-    if (ref_count(previous) == 1) last.emplace_back(id, generation);
+    if (ref_count(previous) == 1) handles[zeroed++] = {id, generation};
   }
+  const auto last = handles.first(zeroed);
   if (last.empty()) return;
   if (release_hook_) release_hook_();
   {
@@ -278,6 +286,14 @@ bool BlockStore::allocate(std::size_t count, FunctionRef<void(BlockId)> emit,
   const std::size_t to_evict = std::min(remaining, s.inactive->size());
   const std::size_t fenced_cached = remaining - to_evict;
 
+  // Everything that can allocate happens before the first slot changes state (strong guarantee).
+  if (evicted != nullptr) evicted->reserve(evicted->size() + to_evict + fenced_cached);
+  if (wait_for != nullptr && fenced_free + fenced_cached > 0) {
+    wait_for->reserve(wait_for->size() + s.fences.handover_count(fenced_free, fenced_cached, [&](BlockId id) {
+      return s.slots[id].state == SlotState::Reset;
+    }));
+  }
+
   std::span<BlockId> victims{s.scratch.data(), to_evict};
   if (to_evict > 0) {
     KVBM_NVTX_RANGE_PAYLOAD("evict_inactive", to_evict);
@@ -288,7 +304,6 @@ bool BlockStore::allocate(std::size_t count, FunctionRef<void(BlockId)> emit,
                              "' returned fewer victims than its size promised");
     }
   }
-  if (evicted != nullptr) evicted->reserve(evicted->size() + to_evict + fenced_cached);
 
   auto evict_slot = [&](BlockId id) {
     Slot& slot = s.slots[id];
@@ -337,10 +352,12 @@ bool BlockStore::allocate(std::size_t count, FunctionRef<void(BlockId)> emit,
   return true;
 }
 
-bool BlockStore::wait_for_allocatable(std::size_t count) {
+bool BlockStore::wait_for_allocatable(
+    std::size_t count, std::optional<std::chrono::steady_clock::time_point> deadline) {
   KVBM_NVTX_RANGE_PAYLOAD("wait_for_fences", count);
   std::vector<Fence> fences;
   for (;;) {
+    if (deadline && std::chrono::steady_clock::now() >= *deadline) return false;
     {
       KVBM_LOCKED(locked);
       StoreState& s = *state_;
@@ -351,7 +368,19 @@ bool BlockStore::wait_for_allocatable(std::size_t count) {
       // Copy (not take) the fences of the oldest parked slots we need; reclaim() frees them.
       s.fences.copy_oldest(count - ready, fences);
     }
-    for (const Fence& fence : fences) fence.wait();
+    if (deadline) {
+      // Bounded: poll with a backoff up to 1 ms, since a Fence has no timed wait.
+      auto pause = std::chrono::microseconds(20);
+      for (const Fence& fence : fences) {
+        while (!fence.ready()) {
+          if (std::chrono::steady_clock::now() >= *deadline) return false;
+          std::this_thread::sleep_for(pause);
+          pause = std::min(pause * 2, std::chrono::microseconds(1000));
+        }
+      }
+    } else {
+      for (const Fence& fence : fences) fence.wait();
+    }
     metrics_.fence_waits.fetch_add(fences.size(), std::memory_order_relaxed);
     fences.clear();
   }
@@ -410,17 +439,33 @@ void BlockStore::register_staged(
   KVBM_NVTX_RANGE_PAYLOAD("register_blocks", count);
   std::vector<SequenceHash> fresh;  // newly registered hashes: touched after the lock
   if (state_->core->tracker()) fresh.reserve(count);  // one allocation per call, not per block
+  // Registry entries of every input, taken before any slot changes (they are the only thing
+  // registration allocates): a bad_alloc leaves the pool, the registry and the caller's blocks
+  // as they were.
+  std::vector<PendingEntry> entries(count);
   {
     KVBM_LOCKED(locked);
     StoreState& s = *state_;
+    std::size_t taken = 0;
+    try {
+      for (; taken < count; ++taken) {
+        entries[taken].entry =
+            s.core->acquire_present(input(taken).second, s.tier, &entries[taken].created);
+      }
+    } catch (...) {
+      while (taken > 0) s.core->release_present(entries[--taken].entry, s.tier);
+      throw;
+    }
+    // From here nothing throws: the caller disarms its handles once this returns.
     for (std::size_t i = 0; i < count; ++i) {
-      const auto [id, hash] = input(i);  // the handle is disarmed: its store reference is ours
+      const auto [id, hash] = input(i);
       Slot& slot = s.slots[id];
       assert(slot.state == SlotState::Staged && slot.hash == hash);
       const std::uint32_t generation = ref_generation(slot_refs_[id].load(std::memory_order_relaxed));
 
       if (auto existing = locked.acquire(hash)) {
         if (s.duplication_policy == DuplicationPolicy::Reject) {
+          s.core->release_present(entries[i].entry, s.tier);
           locked.to_free(id);
           ++deferred.store_unrefs;
           metrics_.registration_dedup.fetch_add(1, std::memory_order_relaxed);
@@ -430,18 +475,16 @@ void BlockStore::register_staged(
         // Allow: a second physical copy; the reference just taken keeps the primary alive.
         slot.state = SlotState::Duplicate;
         slot.keepalive_id = existing->block_id;
-        slot.keepalive_generation = existing->generation;
-        slot.entry = s.core->acquire_present(hash, s.tier, nullptr);
+        slot.entry = entries[i].entry;
         slot_refs_[id].store(pack(generation, 1), std::memory_order_release);
         metrics_.duplicate_blocks.fetch_add(1, std::memory_order_relaxed);
         emit(ImmutableRef{id, generation, hash});
         continue;
       }
-      bool created = false;
-      slot.entry = s.core->acquire_present(hash, s.tier, &created);
-      if (created && s.core->tracker()) fresh.push_back(hash);
+      slot.entry = entries[i].entry;
+      if (entries[i].created && s.core->tracker()) fresh.push_back(hash);
       slot.state = SlotState::Primary;
-      s.by_hash.emplace(hash, id);
+      s.by_hash.insert(id);  // never grows (see StoreState::by_hash)
       slot_refs_[id].store(pack(generation, 1), std::memory_order_release);
       emit(ImmutableRef{id, generation, hash});
     }
@@ -500,6 +543,12 @@ std::optional<ImmutableRef> BlockStore::acquire(const SequenceHash& hash) {
   auto ref = locked.acquire(hash);
   if (ref) metrics_.inflight_immutable.fetch_add(1, std::memory_order_relaxed);
   return ref;
+}
+
+bool BlockStore::slot_holds(BlockId id, const SequenceHash& hash) const noexcept {
+  // Unlocked: the caller holds a strong reference, and the hash only changes after a tenancy
+  // ends (its reference word, read with acquire by the caller, orders the write before).
+  return state_->slots[id].hash == hash;
 }
 
 void BlockStore::set_reset_on_release(BlockId id, std::uint32_t generation, bool value) noexcept {

@@ -12,6 +12,47 @@
 namespace kvbm {
 namespace detail {
 
+void EntryTable::reserve_one() {
+  const std::size_t capacity = slots_ ? mask_ + 1 : 0;
+  if ((used_ + 1) * 4 <= capacity * 3) return;
+  std::size_t grown = 16;
+  while (grown * 3 < (size_ + 1) * 4 * 2) grown *= 2;  // at most 3/8 full after growing
+  auto fresh = std::make_unique<RegistryEntry*[]>(grown);  // the only step that can throw
+  const std::size_t mask = grown - 1;
+  for (std::size_t i = 0; i < capacity; ++i) {
+    RegistryEntry* e = slots_[i];
+    if (e == nullptr || e == tombstone()) continue;
+    std::size_t j = e->hash.mix() & mask;
+    while (fresh[j] != nullptr) j = (j + 1) & mask;
+    fresh[j] = e;
+  }
+  slots_ = std::move(fresh);
+  mask_ = mask;
+  used_ = size_;
+}
+
+void EntryTable::insert(RegistryEntry* entry) noexcept {
+  std::size_t i = entry->hash.mix() & mask_;
+  while (slots_[i] != nullptr && slots_[i] != tombstone()) i = (i + 1) & mask_;
+  used_ += slots_[i] == nullptr ? 1 : 0;
+  slots_[i] = entry;
+  ++size_;
+}
+
+void EntryTable::erase(const SequenceHash& hash) noexcept {
+  for (std::size_t i = hash.mix() & mask_;; i = (i + 1) & mask_) {
+    RegistryEntry* e = slots_[i];
+    assert(e != nullptr);
+    if (e != tombstone() && e->hash == hash) {
+      // A tombstone only where a probe chain runs through; an empty slot ends chains sooner.
+      slots_[i] = slots_[(i + 1) & mask_] == nullptr ? nullptr : tombstone();
+      used_ -= slots_[i] == nullptr ? 1 : 0;
+      --size_;
+      return;
+    }
+  }
+}
+
 std::size_t RegistryCore::tier_index(const void* tier_key) {
   std::lock_guard lock{tiers_mutex_};
   for (std::size_t i = 0; i < tier_count_; ++i) {
@@ -27,24 +68,21 @@ std::size_t RegistryCore::tier_index(const void* tier_key) {
 
 RegistryEntry* RegistryCore::acquire_locked(Shard& shard, std::uint32_t index,
                                             const SequenceHash& hash, bool* created) {
-  auto [it, inserted] = shard.map.try_emplace(hash, nullptr);
-  if (!inserted) {
-    ++it->second->refs;
+  if (RegistryEntry* found = shard.map.find(hash)) {
+    ++found->refs;
     if (created != nullptr) *created = false;
-    return it->second;
+    return found;
   }
+  // Both allocations happen before anything changes: a bad_alloc leaves the shard as it was.
+  shard.map.reserve_one();
   if (shard.free_list == nullptr) {
-    try {
-      auto chunk = std::make_unique<RegistryEntry[]>(kChunk);
-      for (std::size_t i = 0; i < kChunk; ++i) {
-        chunk[i].next_free = shard.free_list;
-        shard.free_list = &chunk[i];
-      }
-      shard.chunks.push_back(std::move(chunk));
-    } catch (...) {
-      shard.map.erase(it);
-      throw;
+    shard.chunks.reserve(shard.chunks.size() + 1);
+    auto chunk = std::make_unique<RegistryEntry[]>(kChunk);
+    for (std::size_t i = 0; i < kChunk; ++i) {
+      chunk[i].next_free = shard.free_list;
+      shard.free_list = &chunk[i];
     }
+    shard.chunks.push_back(std::move(chunk));
   }
   RegistryEntry* entry = shard.free_list;
   shard.free_list = entry->next_free;
@@ -53,7 +91,7 @@ RegistryEntry* RegistryCore::acquire_locked(Shard& shard, std::uint32_t index,
   entry->presence.fill(0);
   entry->shard = index;
   entry->next_free = nullptr;
-  it->second = entry;
+  shard.map.insert(entry);
   if (created != nullptr) *created = true;
   return entry;
 }
@@ -110,7 +148,7 @@ void RegistryCore::release_present(RegistryEntry* entry, std::size_t tier) noexc
 bool RegistryCore::is_registered(const SequenceHash& hash) const {
   const Shard& shard = shards_[shard_of(hash)];
   std::lock_guard lock{shard.mutex};
-  return shard.map.contains(hash);
+  return shard.map.find(hash) != nullptr;
 }
 
 std::size_t RegistryCore::registered_count() const {
@@ -136,8 +174,8 @@ std::vector<bool> RegistryCore::check_presence(const void* tier_key,
   for (std::size_t i = 0; i < hashes.size(); ++i) {
     const Shard& shard = shards_[shard_of(hashes[i])];
     std::lock_guard lock{shard.mutex};
-    const auto it = shard.map.find(hashes[i]);
-    out[i] = it != shard.map.end() && it->second->presence[tier] > 0;
+    const RegistryEntry* entry = shard.map.find(hashes[i]);
+    out[i] = entry != nullptr && entry->presence[tier] > 0;
   }
   return out;
 }
@@ -148,9 +186,8 @@ bool RegistryCore::with_extras(const SequenceHash& hash, bool create,
   RegistryEntry* entry = nullptr;
   {
     std::lock_guard lock{shard.mutex};
-    const auto it = shard.map.find(hash);
-    if (it == shard.map.end()) return false;
-    entry = it->second;
+    entry = shard.map.find(hash);
+    if (entry == nullptr) return false;
     if (entry->extras == nullptr) {
       if (!create) return false;
       entry->extras = std::make_unique<EntryExtras>();

@@ -52,6 +52,39 @@ class RegistryEntry {
   std::unique_ptr<EntryExtras> extras;  // null until something is attached
 };
 
+/// The entries of one shard keyed by their hash: open addressing with linear probing over a
+/// power-of-two array of entry pointers (8 bytes a slot, at most 3/4 full counting tombstones).
+/// Growth allocates the new array before touching the old one, so a failed growth (bad_alloc)
+/// leaves the table as it was; absl's flat_hash_map of this Debian release does not (a failed
+/// resize leaves it corrupt), and it stores the 16-byte key a second time.
+class EntryTable {
+ public:
+  [[nodiscard]] RegistryEntry* find(const SequenceHash& hash) const noexcept {
+    if (size_ == 0) return nullptr;
+    for (std::size_t i = hash.mix() & mask_;; i = (i + 1) & mask_) {
+      RegistryEntry* e = slots_[i];
+      if (e == nullptr) return nullptr;
+      if (e != tombstone() && e->hash == hash) return e;
+    }
+  }
+  /// Room for one more insert; throws std::bad_alloc with nothing changed.
+  void reserve_one();
+  /// Precondition: absent, and reserve_one() called since the last insert.
+  void insert(RegistryEntry* entry) noexcept;
+  /// Precondition: present.
+  void erase(const SequenceHash& hash) noexcept;
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+ private:
+  static RegistryEntry* tombstone() noexcept {
+    return reinterpret_cast<RegistryEntry*>(std::uintptr_t{1});
+  }
+  std::unique_ptr<RegistryEntry*[]> slots_;
+  std::size_t mask_ = 0;  // capacity - 1 (capacity 0 until the first insert)
+  std::size_t size_ = 0;
+  std::size_t used_ = 0;  // live + tombstones
+};
+
 class RegistryCore {
  public:
   explicit RegistryCore(std::shared_ptr<FrequencyTracker> tracker) : tracker_{std::move(tracker)} {}
@@ -88,7 +121,7 @@ class RegistryCore {
 
   struct alignas(64) Shard {
     mutable std::mutex mutex;
-    absl::flat_hash_map<SequenceHash, RegistryEntry*, SequenceHashHasher> map;
+    EntryTable map;
     std::vector<std::unique_ptr<RegistryEntry[]>> chunks;
     RegistryEntry* free_list = nullptr;
   };

@@ -44,6 +44,23 @@ class SlotFenceLedger {
   /// ready).
   void copy_oldest(std::size_t count, std::vector<Fence>& out) const;
 
+  /// How many fences hand_over() will move when an allocation takes, oldest first, the first
+  /// `want_free` parked slots with is_free(id) and the first `want_cached` without: lets the
+  /// caller reserve its output before changing anything.
+  template <class IsFree>
+  [[nodiscard]] std::size_t handover_count(std::size_t want_free, std::size_t want_cached,
+                                           IsFree&& is_free) const noexcept {
+    std::size_t total = 0;
+    for (BlockId id = parked_.front(); id != kInvalidBlockId && want_free + want_cached > 0;
+         id = parked_.next(id)) {
+      const bool free = is_free(id);
+      if (free ? want_free == 0 : want_cached == 0) continue;
+      (free ? want_free : want_cached) -= 1;
+      for (std::uint32_t n = heads_[id]; n != kNone; n = nodes_[n].next) ++total;
+    }
+    return total;
+  }
+
   // ---- parked slots (released, waiting on their fences), oldest first ----
   void park(BlockId id) noexcept;
   void unpark(BlockId id) noexcept;

@@ -7,8 +7,9 @@
 // construction except fence nodes.
 #pragma once
 
-#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -55,11 +56,29 @@ class FreeRing {
 struct Slot {
   SequenceHash hash{};
   RegistryEntry* entry = nullptr;          // while Primary / Duplicate / Inactive
-  BlockId keepalive_id = kInvalidBlockId;  // Duplicate: the primary it keeps alive
-  std::uint32_t keepalive_generation = 0;
+  BlockId keepalive_id = kInvalidBlockId;  // Duplicate: the primary it keeps alive (whose
+                                           // generation cannot move while it does)
   SlotState state = SlotState::Reset;
   bool reset_on_release = false;
 };
+
+/// Hashing and equality of slot ids by the hash their slot holds, and of hashes directly
+/// (transparent): the index stores 4-byte ids, not 16-byte hashes next to them.
+struct SlotHashOf {
+  using is_transparent = void;
+  const Slot* slots;
+  std::size_t operator()(BlockId id) const noexcept { return slots[id].hash.mix(); }
+  std::size_t operator()(const SequenceHash& hash) const noexcept { return hash.mix(); }
+};
+struct SlotHashEq {
+  using is_transparent = void;
+  const Slot* slots;
+  bool operator()(BlockId a, BlockId b) const noexcept { return a == b; }
+  bool operator()(BlockId a, const SequenceHash& b) const noexcept { return slots[a].hash == b; }
+  bool operator()(const SequenceHash& a, BlockId b) const noexcept { return a == slots[b].hash; }
+};
+
+static_assert(sizeof(Slot) <= 32, "a slot is 32 bytes (memory per block)");
 
 struct StoreState {
   StoreState(const StoreConfig& config, const BlockRegistry& registry_handle,
@@ -74,7 +93,13 @@ struct StoreState {
         default_reset_on_release{config.default_reset_on_release},
         fences(config.block_count, metrics),
         scratch(config.block_count) {
-    by_hash.reserve(config.block_count);
+    // At least 4/3 of the pool (and 32) slots, sized by the constructor: the index is then at
+    // most 3/4 full, under the 25/32 at which absl reclaims tombstones in place instead of
+    // growing, so it never grows (a grow allocates, and a failed grow or reserve() corrupts this
+    // absl release's table). 5 bytes a slot.
+    const std::size_t n = config.block_count;
+    by_hash = decltype(by_hash)(std::max<std::size_t>(n + n / 3 + 1, 32),
+                                SlotHashOf{slots.data()}, SlotHashEq{slots.data()});
     for (std::size_t id = 0; id < config.block_count; ++id) {
       free.push_back(static_cast<BlockId>(id));
       slots[id].reset_on_release = default_reset_on_release;
@@ -85,7 +110,7 @@ struct StoreState {
   std::vector<Slot> slots;
   FreeRing free;
   /// hash -> slot for every Primary and Inactive slot (at most one per hash).
-  absl::flat_hash_map<SequenceHash, BlockId, SequenceHashHasher> by_hash;
+  absl::flat_hash_set<BlockId, SlotHashOf, SlotHashEq> by_hash{0, SlotHashOf{}, SlotHashEq{}};
   std::unique_ptr<InactivePolicy> inactive;
   BlockRegistry registry;
   RegistryCore* core;

@@ -326,14 +326,14 @@ TEST(Handles, PinAndWeakCopiesAndMoves) {
   EXPECT_FALSE(m.registry().is_registered(h));
 }
 
-TEST(Handles, MovedFromCompleteBlockIsRejectedAsForeign) {
+TEST(Handles, MovedFromCompleteBlockIsRejectedAsInvalidHandle) {
   auto m = test::create_test_manager(4);
   auto c = test::allocate_one(m).complete(test::iota_block(0));
   auto taken = std::move(c);
   std::vector<CompleteBlock<G1>> batch;
   batch.push_back(std::move(taken));
   batch.push_back(std::move(c));  // moved-from
-  EXPECT_THROW((void)m.register_blocks(std::move(batch)), ForeignBlock);
+  EXPECT_THROW((void)m.register_blocks(std::move(batch)), InvalidHandle);
   ASSERT_EQ(batch.size(), 2u);
   EXPECT_TRUE(batch[0].valid());
   EXPECT_EQ(m.metrics().registrations, 0u);

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -117,15 +118,22 @@ class BlockStore {
     if (ref_count(previous) == 1) release_last(id, generation);
   }
   /// Drops one strong reference per (slot, generation) in order, releasing under one lock every
-  /// tenancy whose count reached zero (ImmutableBlocks released as a batch).
-  void release_many(std::span<const std::pair<BlockId, std::uint32_t>> handles);
-  /// Lock-free upgrade: succeeds only while the tenancy `generation` still has a holder.
-  [[nodiscard]] bool slot_try_retain(BlockId id, std::uint32_t generation) noexcept {
+  /// tenancy whose count reached zero (ImmutableBlocks released as a batch). Allocates nothing:
+  /// `handles` is reused as scratch (its contents are unspecified afterwards).
+  void release_many(std::span<std::pair<BlockId, std::uint32_t>> handles) noexcept;
+  /// Lock-free upgrade: succeeds only while the tenancy `generation` still has a holder and that
+  /// tenancy holds `hash`. The generation is 32 bits and wraps after 2^32 reuses of a slot, so it
+  /// alone could alias an old tenancy; the hash check (made while holding the new reference, so
+  /// the tenancy cannot change under it) makes a stale handle unable to revive another block.
+  [[nodiscard]] bool slot_try_retain(BlockId id, std::uint32_t generation,
+                                     const SequenceHash& hash) noexcept {
     auto word = slot_refs_[id].load(std::memory_order_acquire);
     while (ref_generation(word) == generation && ref_count(word) != 0) {
       if (slot_refs_[id].compare_exchange_weak(word, word + 1, std::memory_order_acq_rel,
                                                std::memory_order_acquire)) {
-        return true;
+        if (slot_holds(id, hash)) return true;
+        slot_release(id, generation);  // a wrapped generation: not our block after all
+        return false;
       }
     }
     return false;
@@ -151,8 +159,10 @@ class BlockStore {
                 AllocationMode mode = AllocationMode::ReadyOnly,
                 std::vector<Fence>* wait_for = nullptr);
   /// Blocks (outside the lock) on the fences of the oldest fenced slots until `count` slots
-  /// could be allocated ready. False if free + inactive + fenced < count (waiting cannot help).
-  bool wait_for_allocatable(std::size_t count);
+  /// could be allocated ready. False if free + inactive + fenced < count (waiting cannot help),
+  /// or when `deadline` passes first (then fences are polled, never waited on).
+  bool wait_for_allocatable(std::size_t count,
+                            std::optional<std::chrono::steady_clock::time_point> deadline);
   /// Attaches `fence` to the slot: it is not handed out again until the fence is ready.
   void add_fence(BlockId id, Fence fence);
   void stage(BlockId id, const SequenceHash& hash) noexcept;    // Mutable -> Staged
@@ -197,6 +207,8 @@ class BlockStore {
   ~BlockStore();
   void destroy() noexcept;
   void release_last(BlockId id, std::uint32_t generation) noexcept;
+  /// Whether slot `id`'s current tenancy holds `hash` (the caller holds a reference to it).
+  [[nodiscard]] bool slot_holds(BlockId id, const SequenceHash& hash) const noexcept;
   /// The lookup loop of match_prefix (Prefix: stop at the first miss) and scan (EveryHash, each
   /// hash filtered by `wanted` when given), under one lock; counts into the two counters.
   enum class Lookup : std::uint8_t { Prefix, EveryHash };

@@ -28,6 +28,9 @@ class FifoPolicy final : public InactivePolicy {
     return id < key_.size() && order_.contains(id);
   }
   [[nodiscard]] const char* name() const noexcept override { return "fifo"; }
+  [[nodiscard]] std::unique_ptr<InactivePolicy> clone() const override {
+    return std::make_unique<FifoPolicy>(*this);
+  }
 
   /// The insertion counter value `id` was queued with (diagnostics and tests); 0 if absent.
   [[nodiscard]] std::uint64_t key_of(BlockId id) const noexcept {

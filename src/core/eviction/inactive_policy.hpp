@@ -35,6 +35,8 @@ class InactivePolicy {
   [[nodiscard]] virtual std::size_t size() const noexcept = 0;
   [[nodiscard]] virtual bool contains(BlockId id) const noexcept = 0;
   [[nodiscard]] virtual const char* name() const noexcept = 0;
+  /// A deep copy (tests read the eviction order by draining a copy; not used on hot paths).
+  [[nodiscard]] virtual std::unique_ptr<InactivePolicy> clone() const = 0;
 };
 
 /// Builds the policy named by `config` for a pool of `capacity` slots. `tracker` is the

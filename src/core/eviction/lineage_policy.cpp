@@ -1,7 +1,7 @@
 // Lineage eviction: leaf-first over the prefix tree, ghost placeholders, iterative pruning.
 #include "eviction/lineage_policy.hpp"
 
-#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 
 #include <stdexcept>
 #include <string>
@@ -62,26 +62,62 @@ void TickHeap::sift_down(std::size_t at) noexcept {
 // LineagePolicy
 
 struct LineagePolicy::Index {
-  absl::flat_hash_map<std::uint64_t, std::uint32_t, LineageKeyHash> map;  // packed key -> node
+  // The index holds node numbers (4 bytes a slot) and finds them by their node's packed key,
+  // which the node keeps: no second copy of the 8-byte key next to each entry. The functors
+  // reach the slab through the vector, so the slab may reallocate.
+  struct KeyOf {
+    using is_transparent = void;
+    const std::vector<Node>* nodes;
+    std::size_t operator()(std::uint32_t n) const noexcept { return LineageKeyHash{}((*nodes)[n].key); }
+    std::size_t operator()(std::uint64_t key) const noexcept { return LineageKeyHash{}(key); }
+  };
+  struct SameKey {
+    using is_transparent = void;
+    const std::vector<Node>* nodes;
+    bool operator()(std::uint32_t a, std::uint32_t b) const noexcept { return a == b; }
+    bool operator()(std::uint32_t n, std::uint64_t key) const noexcept { return (*nodes)[n].key == key; }
+    bool operator()(std::uint64_t key, std::uint32_t n) const noexcept { return (*nodes)[n].key == key; }
+  };
+  // Sized by the constructor, never by reserve(): this absl release corrupts a table whose
+  // reserve() fails to allocate, while a failed constructor just throws.
+  Index(std::size_t slots, const std::vector<Node>* nodes)
+      : map(slots, KeyOf{nodes}, SameKey{nodes}) {}
+  absl::flat_hash_set<std::uint32_t, KeyOf, SameKey> map;  // indexed nodes, by packed key
 };
 
 LineagePolicy::LineagePolicy(std::size_t capacity, LineageEviction order)
     : order_{order},
-      index_{std::make_unique<Index>()},
+      index_{std::make_unique<Index>((capacity + capacity / 2) * 8 / 7 + 1, &nodes_)},
       node_of_(capacity, kNil),
-      hash_of_(capacity),
       tick_of_(capacity, 0),
       tick_leaves_{order == LineageEviction::Tick ? capacity : 0},
       fifo_leaves_{order == LineageEviction::Fifo ? capacity : 0} {
   // Cached blocks plus as many ghosts: reserved, committed only as the slab grows into it.
   nodes_.reserve(2 * capacity);
-  index_->map.reserve(capacity + capacity / 2);
 }
 
 LineagePolicy::~LineagePolicy() = default;
 
-std::uint32_t LineagePolicy::alloc_node(std::uint32_t position, std::uint64_t fragment,
-                                        bool indexed) {
+LineagePolicy::LineagePolicy(const LineagePolicy& other)
+    : order_{other.order_},
+      nodes_{other.nodes_},
+      free_head_{other.free_head_},
+      live_nodes_{other.live_nodes_},
+      index_{std::make_unique<Index>(other.index_->map.capacity(), &nodes_)},
+      node_of_{other.node_of_},
+      tick_of_{other.tick_of_},
+      next_tick_{other.next_tick_},
+      tick_leaves_{other.tick_leaves_},
+      fifo_leaves_{other.fifo_leaves_},
+      size_{other.size_} {
+  for (const std::uint32_t n : other.index_->map) index_->map.insert(n);
+}
+
+std::unique_ptr<InactivePolicy> LineagePolicy::clone() const {
+  return std::unique_ptr<InactivePolicy>(new LineagePolicy(*this));
+}
+
+std::uint32_t LineagePolicy::alloc_node(std::uint64_t key, bool indexed) {
   std::uint32_t n;
   if (free_head_ != kNil) {
     n = free_head_;
@@ -93,8 +129,7 @@ std::uint32_t LineagePolicy::alloc_node(std::uint32_t position, std::uint64_t fr
   }
   Node& node = nodes_[n];
   node = Node{};
-  node.fragment = fragment;
-  node.position = position;
+  node.key = key;
   node.state = NodeState::Ghost;
   node.indexed = indexed;
   ++live_nodes_;
@@ -103,7 +138,7 @@ std::uint32_t LineagePolicy::alloc_node(std::uint32_t position, std::uint64_t fr
 
 void LineagePolicy::free_node(std::uint32_t n) noexcept {
   Node& node = nodes_[n];
-  if (node.indexed) index_->map.erase(LineageKey{node.fragment, node.position}.packed());
+  if (node.indexed) index_->map.erase(node.key);
   node = Node{};
   node.next_sibling = free_head_;
   free_head_ = n;
@@ -163,22 +198,21 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
   std::uint32_t n;
   auto& map = index_->map;
   if (auto it = map.find(packed); it == map.end()) {
-    n = alloc_node(key.position, key.fragment, /*indexed=*/true);
-    map.emplace(packed, n);
-  } else if (nodes_[it->second].state == NodeState::Ghost) {
-    n = it->second;  // a placeholder (or a hit-removed interior block) becomes cached again
+    n = alloc_node(packed, /*indexed=*/true);
+    map.insert(n);
+  } else if (nodes_[*it].state == NodeState::Ghost) {
+    n = *it;  // a placeholder (or a hit-removed interior block) becomes cached again
   } else {
     // The key is held by another cached block: a different parent or a fragment collision
     // (the store's map tells full hashes apart). Give this one a node of its own that lookups
     // never reach: it stays a leaf, so it is evictable and never disturbs the other's subtree.
-    n = alloc_node(key.position, key.fragment, /*indexed=*/false);
+    n = alloc_node(packed, /*indexed=*/false);
   }
 
   Node& node = nodes_[n];
   node.state = NodeState::Real;
   node.block = id;
   node_of_[id] = n;
-  hash_of_[id] = hash;
   tick_of_[id] = next_tick_++;
   ++size_;
 
@@ -187,13 +221,13 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
 }
 
 void LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
-  const std::uint32_t position = nodes_[n].position;
+  const std::uint32_t position = position_of(nodes_[n]);
   if (position == 0) return;
-  const LineageKey parent_key{hash.parent_fragment(), position - 1};
+  const std::uint64_t parent_key = LineageKey{hash.parent_fragment(), position - 1}.packed();
 
   if (const std::uint32_t current = nodes_[n].parent; current != kNil) {
     const Node& p = nodes_[current];
-    if (p.position == parent_key.position && p.fragment == parent_key.fragment) return;
+    if (p.key == parent_key) return;
     // A promoted ghost that was left by a different hash with the same (position, fragment):
     // move it under this hash's parent and let the old parent settle.
     detach(n);
@@ -202,14 +236,14 @@ void LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
 
   std::uint32_t parent;
   auto& map = index_->map;
-  if (auto it = map.find(parent_key.packed()); it != map.end()) {
-    parent = it->second;
+  if (auto it = map.find(parent_key); it != map.end()) {
+    parent = *it;
     const Node& p = nodes_[parent];
     if (p.state == NodeState::Real && p.first_child == kNil) leaf_removed(p.block);
   } else {
     // Child cached before its parent: hold its place with a ghost.
-    parent = alloc_node(parent_key.position, parent_key.fragment, /*indexed=*/true);
-    map.emplace(parent_key.packed(), parent);
+    parent = alloc_node(parent_key, /*indexed=*/true);
+    map.insert(parent);
   }
   attach(n, parent);
 }
@@ -218,7 +252,14 @@ void LineagePolicy::remove(BlockId id, const SequenceHash& hash) {
   if (!contains(id)) {
     throw std::logic_error("lineage policy: block " + std::to_string(id) + " not found");
   }
-  if (!(hash_of_[id] == hash)) {
+  // The node keeps no full hash; its key and its parent's key must both match `hash`.
+  const std::uint32_t position = hash.position();
+  const Node& node = nodes_[node_of_[id]];
+  bool same = node.key == LineageKey{hash.fragment_for_child_position(position + 1), position}.packed();
+  if (same && position > 0 && node.parent != kNil) {
+    same = nodes_[node.parent].key == LineageKey{hash.parent_fragment(), position - 1}.packed();
+  }
+  if (!same) {
     throw std::logic_error("lineage policy: block " + std::to_string(id) +
                            " holds a different sequence hash");
   }
@@ -290,19 +331,14 @@ void LineagePolicy::check_invariants() const {
     ++live;
     if (node.indexed) {
       ++indexed;
-      auto it = index_->map.find(LineageKey{node.fragment, node.position}.packed());
-      if (it == index_->map.end() || it->second != n) fail("indexed node missing from index");
+      auto it = index_->map.find(node.key);
+      if (it == index_->map.end() || *it != n) fail("indexed node missing from index");
     }
     if (node.state == NodeState::Ghost && node.first_child == kNil) fail("childless ghost");
     if (node.state == NodeState::Real) {
       ++cached;
       const BlockId id = node.block;
       if (id >= node_of_.size() || node_of_[id] != n) fail("node/slot mapping broken");
-      const SequenceHash& h = hash_of_[id];
-      if (h.position() != node.position ||
-          h.fragment_for_child_position(node.position + 1) != node.fragment) {
-        fail("node key disagrees with its block's hash");
-      }
       const bool leaf = node.first_child == kNil;
       if (leaf != is_leaf(id)) fail("leaf order disagrees with the tree");
       leaves += leaf ? 1 : 0;
@@ -310,16 +346,13 @@ void LineagePolicy::check_invariants() const {
     if (node.parent != kNil) {
       const Node& p = nodes_[node.parent];
       if (p.state == NodeState::Free) fail("parent is free");
-      if (p.position + 1 != node.position) fail("parent position is not position - 1");
-      if (node.state == NodeState::Real && hash_of_[node.block].parent_fragment() != p.fragment) {
-        fail("cached child under the wrong parent");
-      }
+      if (position_of(p) + 1 != position_of(node)) fail("parent position is not position - 1");
       bool found = false;
       for (std::uint32_t c = p.first_child; c != kNil; c = nodes_[c].next_sibling) {
         if (c == n) found = true;
       }
       if (!found) fail("child missing from its parent's child list");
-    } else if (node.state == NodeState::Real && node.position > 0) {
+    } else if (node.state == NodeState::Real && position_of(node) > 0) {
       fail("cached non-root without a parent");
     }
     for (std::uint32_t c = node.first_child; c != kNil; c = nodes_[c].next_sibling) {

@@ -11,15 +11,20 @@
 //    tens of thousands deep) and re-exposes the nearest cached ancestor as a leaf.
 //  - Two different hashes with the same (position, fragment) (a different parent, or a fragment
 //    collision) never share a node: the later one gets its own unindexed node, always a leaf, so
-//    eviction of one never removes or corrupts the other. Every cached block keeps its full hash.
+//    eviction of one never removes or corrupts the other. Full hashes stay in the store.
 // Leaf order (LineageEviction):
 //  - Tick: by the tick the block got when it became cached; a parent re-exposed as a leaf keeps
 //    its original tick (so a chain's root follows its own leaf). Indexed binary heap: O(log n).
 //  - Fifo: by the time the node became a leaf; a re-exposed parent joins the tail. Intrusive
 //    list: O(1).
-// Memory: a node slab reserved for 2 x capacity nodes (ghosts may grow it), a (position,
-// fragment) index packed into 64-bit keys and reserved for 1.5 x capacity, and per-slot arrays. No allocation per operation in steady
-// state. Complexity per operation: O(1) expected plus the ghost chain pruned (amortised O(1):
+// Memory: a node slab reserved for 2 x capacity nodes (ghosts may grow it) of 32 bytes each (the
+// node's (position, fragment) is kept packed in its 64-bit index key), a (position, fragment)
+// index of 4-byte node numbers (found through their nodes' keys) sized for 1.5 x capacity, and
+// per-slot arrays (node, tick, leaf order); the full hash
+// is not kept (the store has it). No allocation per operation in steady state.
+// Exception safety: growth past the reserved slab or index allocates inside insert(), which the
+// store calls from release paths that cannot throw; a pool churning far more ghosts than
+// 2 x capacity under memory exhaustion terminates there (not reached by the fault tests). Complexity per operation: O(1) expected plus the ghost chain pruned (amortised O(1):
 // each ghost is pruned once) plus O(log n) for the Tick heap.
 #pragma once
 
@@ -44,6 +49,12 @@ struct LineageKey {
     const unsigned f = SequenceHash::fragment_bits(mode);
     return (std::uint64_t{mode} << 62) | (std::uint64_t{position} << f) |
            (fragment & ((std::uint64_t{1} << f) - 1));
+  }
+  /// Inverse of packed().
+  [[nodiscard]] static constexpr LineageKey unpack(std::uint64_t packed) noexcept {
+    const unsigned f = SequenceHash::fragment_bits(static_cast<unsigned>(packed >> 62));
+    const std::uint64_t body = packed & ((std::uint64_t{1} << 62) - 1);
+    return {body & ((std::uint64_t{1} << f) - 1), static_cast<std::uint32_t>(body >> f)};
   }
 };
 
@@ -105,6 +116,7 @@ class LineagePolicy final : public InactivePolicy {
   [[nodiscard]] const char* name() const noexcept override {
     return order_ == LineageEviction::Tick ? "lineage-tick" : "lineage-fifo";
   }
+  [[nodiscard]] std::unique_ptr<InactivePolicy> clone() const override;
 
   // ---- diagnostics (tests, benchmarks) ----
   [[nodiscard]] LineageEviction order() const noexcept { return order_; }
@@ -125,8 +137,7 @@ class LineagePolicy final : public InactivePolicy {
   static constexpr std::uint32_t kNil = 0xFFFF'FFFFu;
   enum class NodeState : std::uint8_t { Free, Ghost, Real };
   struct Node {
-    std::uint64_t fragment = 0;
-    std::uint32_t position = 0;
+    std::uint64_t key = 0;  // LineageKey::packed(): position and fragment
     std::uint32_t parent = kNil;
     std::uint32_t first_child = kNil;
     std::uint32_t next_sibling = kNil;  // also the free-list link
@@ -135,9 +146,14 @@ class LineagePolicy final : public InactivePolicy {
     NodeState state = NodeState::Free;
     bool indexed = false;               // reachable through the (position, fragment) index
   };
+  static_assert(sizeof(Node) == 32, "nodes are packed to 32 bytes (memory per cached block)");
   struct Index;
+  LineagePolicy(const LineagePolicy& other);  // deep copy, for clone()
 
-  std::uint32_t alloc_node(std::uint32_t position, std::uint64_t fragment, bool indexed);
+  std::uint32_t alloc_node(std::uint64_t key, bool indexed);
+  [[nodiscard]] static std::uint32_t position_of(const Node& node) noexcept {
+    return LineageKey::unpack(node.key).position;
+  }
   void free_node(std::uint32_t n) noexcept;
   void attach(std::uint32_t child, std::uint32_t parent) noexcept;
   void detach(std::uint32_t child) noexcept;
@@ -155,7 +171,6 @@ class LineagePolicy final : public InactivePolicy {
   std::size_t live_nodes_ = 0;
   std::unique_ptr<Index> index_;
   std::vector<std::uint32_t> node_of_;   // slot id -> node, kNil when not cached
-  std::vector<SequenceHash> hash_of_;    // slot id -> full hash while cached
   std::vector<std::uint64_t> tick_of_;   // slot id -> tick at which it became cached
   std::uint64_t next_tick_ = 1;
   TickHeap tick_leaves_;                 // LineageEviction::Tick

@@ -1,6 +1,7 @@
 // src/eviction/lru_policy.hpp — IdList (intrusive list over dense slot ids) and the LRU policy.
 #pragma once
 
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -50,6 +51,9 @@ class LruPolicy final : public InactivePolicy {
   [[nodiscard]] std::size_t size() const noexcept override { return order_.size(); }
   [[nodiscard]] bool contains(BlockId id) const noexcept override { return order_.contains(id); }
   [[nodiscard]] const char* name() const noexcept override { return "lru"; }
+  [[nodiscard]] std::unique_ptr<InactivePolicy> clone() const override {
+    return std::make_unique<LruPolicy>(*this);
+  }
 
  private:
   IdList order_;

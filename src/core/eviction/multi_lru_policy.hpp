@@ -42,6 +42,9 @@ class MultiLruPolicy final : public InactivePolicy {
     return id < level_.size() && level_[id] != kAbsent;
   }
   [[nodiscard]] const char* name() const noexcept override { return "multi-lru"; }
+  [[nodiscard]] std::unique_ptr<InactivePolicy> clone() const override {
+    return std::make_unique<MultiLruPolicy>(*this);
+  }
 
   /// Level holding `id`, or -1 when absent (tests and diagnostics).
   [[nodiscard]] int level_of(BlockId id) const noexcept {
