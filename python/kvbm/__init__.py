@@ -5,24 +5,26 @@ LifecyclePin) owns its C++ handle: closing it (``close()`` or the end of a ``wit
 releases it at once, and collecting it does the same. Batch calls release the GIL.
 """
 
-from ._kvbm import (
+from ._errors import (
     AttachmentError,
-    BlockManager,
-    BlockRegistry,
     BlockSizeMismatch,
-    CompleteBlock,
     ConfigError,
     CudaError,
-    Fence,
     ForeignBlock,
+    InvalidHandle,
+    KvbmError,
+    PositionOutOfRange,
+)
+from ._kvbm import (
+    BlockManager,
+    BlockRegistry,
+    CompleteBlock,
+    Fence,
     HostGate,
     HostStream,
     ImmutableBlock,
-    InvalidHandle,
-    KvbmError,
     LifecyclePin,
     MutableBlock,
-    PositionOutOfRange,
     SequenceHash,
     TokenBlock,
     TokenBlockSequence,

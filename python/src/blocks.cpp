@@ -664,7 +664,7 @@ void bind_blocks(nb::module_& m) {
             with_manager(self, [](auto& mgr) { mgr.check_invariants(); });
           },
           "Raises RuntimeError if the pool's bookkeeping is inconsistent (O(pool size)).")
-      .def("metrics", &metrics, "The manager's metrics snapshot: the C++ field names.")
+      .def("metrics", &metrics, nb::sig("def metrics(self) -> dict[str, int]"), "The manager's metrics snapshot: the C++ field names.")
       .def_prop_ro(
           "id", [](PyBlockManager& self) {
             return with_manager(self, [](auto& mgr) { return mgr.id().value(); });

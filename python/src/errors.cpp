@@ -1,9 +1,8 @@
 // python/src/errors.cpp — kvbm's C++ exceptions as Python exceptions of the same names.
 //
-// KvbmError (Exception) is the base of all; errors about bad arguments also derive from
-// ValueError so generic callers can catch them as such, CudaError from RuntimeError.
-// The classes live in the module's namespace; the translator reaches them through a payload
-// allocated at import (never freed: the module cannot be unloaded), so nothing is global.
+// The classes are defined in Python (python/kvbm/_errors.py: the hierarchy, with ValueError and
+// RuntimeError bases where they fit). The translator reaches them through a payload allocated at
+// import (never freed: the module cannot be unloaded), so nothing is global.
 #include <Python.h>
 
 #include "common.hpp"
@@ -26,19 +25,9 @@ struct ErrorTypes {
   PyObject* cuda;
 };
 
-PyObject* make_error(nb::module_& m, const char* name, std::initializer_list<PyObject*> bases,
-                     const char* doc) {
-  nb::object tuple = nb::steal(PyTuple_New(static_cast<Py_ssize_t>(bases.size())));
-  Py_ssize_t i = 0;
-  for (PyObject* base : bases) {
-    Py_INCREF(base);
-    PyTuple_SET_ITEM(tuple.ptr(), i++, base);
-  }
-  const std::string qualified = std::string("kvbm.") + name;
-  PyObject* type = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, tuple.ptr(), nullptr);
-  if (type == nullptr) throw nb::python_error();
-  m.attr(name) = nb::handle(type);  // the module holds a reference; `type` stays ours
-  return type;
+/// The class `name` of kvbm._errors (pure Python, so type checkers and stubgen see real classes).
+PyObject* error_class(nb::module_& errors, const char* name) {
+  return nb::object(errors.attr(name)).release().ptr();  // kept for the process: the module is never unloaded
 }
 
 void raise(PyObject* type, const std::exception& e) { PyErr_SetString(type, e.what()); }
@@ -46,28 +35,17 @@ void raise(PyObject* type, const std::exception& e) { PyErr_SetString(type, e.wh
 }  // namespace
 
 void bind_errors(nb::module_& m) {
+  nb::module_ errors = nb::module_::import_("kvbm._errors");
   auto* types = new ErrorTypes{};
-  types->base = make_error(m, "KvbmError", {PyExc_Exception}, "Base of every error kvbm raises.");
-  types->config = make_error(m, "ConfigError", {types->base, PyExc_ValueError},
-                             "Invalid configuration; the message names the offending setting.");
-  types->block_size_mismatch = make_error(
-      m, "BlockSizeMismatch", {types->base, PyExc_ValueError},
-      "A block was completed or staged with a size other than its pool's (attributes `expected`, "
-      "`actual`); the block is untouched and still the caller's.");
-  types->invalid_handle = make_error(
-      m, "InvalidHandle", {types->base},
-      "A handle was used after it was released (closed, consumed by a transition or a batch "
-      "call): it names no slot.");
-  types->position_out_of_range =
-      make_error(m, "PositionOutOfRange", {types->base, PyExc_ValueError},
-                 "A sequence-hash position outside the representable range (>= 2**24).");
-  types->foreign_block = make_error(
-      m, "ForeignBlock", {types->base, PyExc_ValueError},
-      "A block handed to a manager that does not own it; nothing was consumed.");
-  types->attachment = make_error(m, "AttachmentError", {types->base},
-                                 "A registry attachment was used in two incompatible modes.");
-  types->cuda = make_error(m, "CudaError", {types->base, PyExc_RuntimeError},
-                           "A CUDA runtime call failed (only raised by builds with CUDA).");
+  types->base = error_class(errors, "KvbmError");
+  types->config = error_class(errors, "ConfigError");
+  types->block_size_mismatch = error_class(errors, "BlockSizeMismatch");
+  types->invalid_handle = error_class(errors, "InvalidHandle");
+  types->position_out_of_range = error_class(errors, "PositionOutOfRange");
+  types->foreign_block = error_class(errors, "ForeignBlock");
+  types->attachment = error_class(errors, "AttachmentError");
+  types->cuda = error_class(errors, "CudaError");
+  (void)m;
 
   nb::register_exception_translator(
       [](const std::exception_ptr& p, void* payload) {
