@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import pathlib
+import sys
+import threading
+import time
 
 import pytest
 
@@ -40,3 +43,26 @@ def manager(registry) -> kvbm.BlockManager:
 @pytest.fixture
 def seq() -> kvbm.TokenBlockSequence:
     return kvbm.TokenBlockSequence(tokens(4 * BLOCK + 2), BLOCK)
+
+
+@pytest.fixture(autouse=True)
+def deadlock_watchdog():
+    """A test that deadlocks (e.g. a call that kept the GIL while blocking) fails loudly."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(300, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+def wait_until_blocked_in(thread: threading.Thread, function_name: str) -> None:
+    """Returns once `thread` runs `function_name` and has had the GIL for a few switch
+    intervals: CPython forces a switch every interval, so the thread has by then entered the
+    C++ call it makes there (and, if that call releases the GIL, is blocked in it)."""
+    while True:
+        frame = sys._current_frames().get(thread.ident)
+        if frame is not None and frame.f_code.co_name == function_name:
+            break
+    deadline = time.perf_counter() + 5 * sys.getswitchinterval()
+    while time.perf_counter() < deadline:
+        pass

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import kvbm
-from conftest import fill
+from conftest import fill, wait_until_blocked_in
 
 
 def test_default_fence_is_ready():
@@ -75,13 +75,16 @@ def test_blocking_allocation_waits_for_a_fence_with_the_gil_released(manager):
         block.add_fence(gate.fence())
     del blocks, block
     result = []
-    waiter = threading.Thread(target=lambda: result.append(manager.allocate_blocks_blocking(16)))
+
+    def blocked_call():
+        result.append(manager.allocate_blocks_blocking(16))
+
+    waiter = threading.Thread(target=blocked_call)
     waiter.start()
-    # The waiter is blocked inside C++; this thread keeps running Python and opens the gate.
-    spins = 0
-    while spins < 1000 and waiter.is_alive():
-        spins += 1
-    assert waiter.is_alive()
+    # The waiter is blocked inside C++ with the GIL released: this thread keeps running Python,
+    # and it is the one that opens the gate.
+    wait_until_blocked_in(waiter, "blocked_call")
+    assert waiter.is_alive() and not result
     gate.open()
     waiter.join(timeout=60)
     assert not waiter.is_alive()

@@ -5,22 +5,21 @@ from __future__ import annotations
 import threading
 
 import kvbm
-from conftest import BLOCK, fill, tokens
+from conftest import BLOCK, fill, tokens, wait_until_blocked_in
 
 
 def test_fence_wait_releases_the_gil():
     gate = kvbm.HostGate()
     fence = gate.fence()
-    started = threading.Event()
 
-    def wait():
-        started.set()
+    def blocked_wait():
         fence.wait()
 
-    waiter = threading.Thread(target=wait)
+    waiter = threading.Thread(target=blocked_wait)
     waiter.start()
-    started.wait()
-    # If fence.wait() held the GIL, this thread could not run the loop nor open the gate.
+    # If fence.wait() kept the GIL, this thread could not run on to open the gate (the watchdog
+    # would end the run).
+    wait_until_blocked_in(waiter, "blocked_wait")
     counted = sum(1 for _ in range(100_000))
     assert counted == 100_000 and waiter.is_alive()
     gate.open()
