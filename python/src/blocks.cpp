@@ -235,7 +235,10 @@ nb::list match_blocks(PyBlockManager& self, nb::handle hashes) {
 }
 
 nb::dict scan_matches(PyBlockManager& self, nb::handle hashes, bool touch) {
-  const std::vector<SequenceHash> keys = hashes_of(hashes, "scan_matches");
+  auto items = unwrap_all<SequenceHash>(hashes, "scan_matches", "SequenceHash");
+  std::vector<SequenceHash> keys;
+  keys.reserve(items.items.size());
+  for (const SequenceHash* h : items.items) keys.push_back(*h);
   return with_manager(self, [&](auto& manager) {
     using Tier = tier_of<decltype(manager)>;
     std::unordered_map<SequenceHash, ImmutableBlock<Tier>> found;
@@ -243,9 +246,14 @@ nb::dict scan_matches(PyBlockManager& self, nb::handle hashes, bool touch) {
       nb::gil_scoped_release release;
       found = manager.scan_matches(keys, touch);
     }
+    // The caller's own SequenceHash objects become the keys: no new object per entry.
     nb::dict out;
-    for (auto& [hash, block] : found) {
-      out[nb::cast(hash)] = wrap<PyImmutableBlock>(std::move(block));
+    PyObject** objects = PySequence_Fast_ITEMS(items.keep.ptr());
+    for (std::size_t i = 0; i < keys.size() && !found.empty(); ++i) {
+      auto it = found.find(keys[i]);
+      if (it == found.end()) continue;
+      out[nb::handle(objects[i])] = wrap<PyImmutableBlock>(std::move(it->second));
+      found.erase(it);
     }
     return out;
   });

@@ -91,3 +91,18 @@ def test_blocking_allocation_waits_for_a_fence_with_the_gil_released(manager):
     assert len(result[0]) == 16
     assert manager.metrics()["fence_waits"] >= 1
     del result
+
+
+def test_streams_drain_on_close_and_on_collection():
+    ran = []
+    stream = kvbm.HostStream()
+    stream.enqueue(lambda: 1 / 0)  # never synchronized: dropped with the stream
+    stream.enqueue(lambda: ran.append("closed"))
+    stream.close()
+    other = kvbm.HostStream()
+    gate = kvbm.HostGate()
+    other.wait(gate.fence())
+    other.enqueue(lambda: ran.append("collected"))
+    gate.open()
+    del other  # the destructor drains with the GIL released, so the Python task can run
+    assert ran == ["closed", "collected"]
