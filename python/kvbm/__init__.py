@@ -16,6 +16,7 @@ from ._errors import (
     PositionOutOfRange,
 )
 from ._kvbm import (
+    BlockBatch,
     BlockManager,
     BlockRegistry,
     CompleteBlock,
@@ -33,6 +34,7 @@ from ._kvbm import (
 
 __all__ = [
     "AttachmentError",
+    "BlockBatch",
     "BlockManager",
     "BlockRegistry",
     "BlockSizeMismatch",

@@ -1,4 +1,5 @@
 from collections.abc import Callable, Sequence
+from typing import overload
 
 
 class SequenceHash:
@@ -402,6 +403,36 @@ class LifecyclePin:
     def valid(self) -> bool:
         """False once the handle was released."""
 
+class BlockBatch:
+    """
+    The ImmutableBlocks of one match_blocks_batch call, held in C++: one Python object for the whole batch, so no per-block object is made unless asked for. Indexing gives a new ImmutableBlock handle (another reference to the slot); release_blocks(batch) releases all under one pool lock.
+    """
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> ImmutableBlock:
+        """A new ImmutableBlock handle on the block at `index`."""
+
+    def block_ids(self) -> list[int]:
+        """The blocks' ids, in order."""
+
+    def sequence_hashes(self) -> list[SequenceHash]:
+        """The blocks' sequence hashes, in order."""
+
+    def __repr__(self) -> str: ...
+
+    def close(self) -> None:
+        """Releases the handle now (idempotent); later use raises InvalidHandle."""
+
+    def __enter__(self) -> BlockBatch: ...
+
+    def __exit__(self, exc_type: object | None, exc: object | None, tb: object | None) -> None:
+        """Releases the handle (the `with` block's end)."""
+
+    @property
+    def valid(self) -> bool:
+        """False once the handle was released."""
+
 class BlockManager:
     """
     One tier's fixed pool of KV block slots. Every method may be called from any thread; batch calls take the pool lock once and release the GIL.
@@ -437,6 +468,16 @@ class BlockManager:
         Every hash independently (no stop at a miss); one entry per distinct hash found.
         """
 
+    def match_blocks_batch(self, hashes: Sequence[SequenceHash]) -> BlockBatch:
+        """
+        match_blocks, with the result kept in C++ as one BlockBatch (no per-block Python object): the fast path when the caller needs the count, ids or hashes.
+        """
+
+    @overload
+    def release_blocks(self, blocks: BlockBatch) -> None:
+        """Releases every block of a BlockBatch under one pool lock."""
+
+    @overload
     def release_blocks(self, blocks: Sequence[ImmutableBlock]) -> None:
         """
         Releases the handles under one pool lock, exactly as closing them in order. Raises ForeignBlock, releasing nothing, for a block of another manager.

@@ -275,6 +275,34 @@ void release_blocks(PyBlockManager& self, nb::handle blocks) {
   });
 }
 
+PyBlockBatch match_blocks_batch(PyBlockManager& self, nb::handle hashes) {
+  const std::vector<SequenceHash> keys = hashes_of(hashes, "match_blocks_batch");
+  return with_manager(self, [&](auto& manager) {
+    PyBlockBatch out;
+    nb::gil_scoped_release release;
+    out.handle = manager.match_blocks(keys);
+    return out;
+  });
+}
+
+void release_batch(PyBlockManager& self, PyBlockBatch& batch) {
+  with_manager(self, [&](auto& manager) {
+    using Tier = tier_of<decltype(manager)>;
+    if (batch.handle.index() == 0) {
+      throw InvalidHandle("release_blocks: the BlockBatch was already released");
+    }
+    auto* blocks = std::get_if<ImmutableBlocks<Tier>>(&batch.handle);
+    if (blocks == nullptr) {
+      throw ForeignBlock("release_blocks: the BlockBatch belongs to a manager of another tier");
+    }
+    {
+      nb::gil_scoped_release release;
+      manager.release_blocks(std::move(*blocks));  // ForeignBlock: nothing consumed, still ours
+    }
+    batch.handle = std::monostate{};
+  });
+}
+
 nb::dict metrics(PyBlockManager& self) {
   const MetricsSnapshot s = with_manager(self, [](auto& manager) { return manager.metrics(); });
   nb::dict out;
@@ -612,6 +640,61 @@ void bind_blocks(nb::module_& m) {
       .def("__repr__", [](PyLifecyclePin& p) { return handle_repr("LifecyclePin", p); });
   add_handle_protocol(pin);
 
+  nb::class_<PyBlockBatch> batch(
+      m, "BlockBatch",
+      "The ImmutableBlocks of one match_blocks_batch call, held in C++: one Python object for the "
+      "whole batch, so no per-block object is made unless asked for. Indexing gives a new "
+      "ImmutableBlock handle (another reference to the slot); release_blocks(batch) releases all "
+      "under one pool lock.");
+  batch
+      .def("__len__",
+           [](PyBlockBatch& b) -> std::size_t {
+             if (b.handle.index() == 0) return 0;
+             return visit_live(b.handle, "BlockBatch", [](auto& v) { return v.size(); });
+           })
+      .def(
+          "__getitem__",
+          [](PyBlockBatch& b, Py_ssize_t i) {
+            return visit_live(b.handle, "BlockBatch.__getitem__", [&](auto& v) {
+              const auto n = static_cast<Py_ssize_t>(v.size());
+              if (i < 0) i += n;
+              if (i < 0 || i >= n) throw nb::index_error("BlockBatch index out of range");
+              auto copy = v[static_cast<std::size_t>(i)];
+              return wrap<PyImmutableBlock>(std::move(copy));
+            });
+          },
+          nb::arg("index"), nb::sig("def __getitem__(self, index: int) -> ImmutableBlock"),
+          "A new ImmutableBlock handle on the block at `index`.")
+      .def(
+          "block_ids",
+          [](PyBlockBatch& b) {
+            return visit_live(b.handle, "BlockBatch.block_ids", [](auto& v) {
+              std::vector<BlockId> ids;
+              ids.reserve(v.size());
+              for (const auto& block : v) ids.push_back(block.block_id());
+              return ids;
+            });
+          },
+          "The blocks' ids, in order.")
+      .def(
+          "sequence_hashes",
+          [](PyBlockBatch& b) {
+            return visit_live(b.handle, "BlockBatch.sequence_hashes", [](auto& v) {
+              std::vector<SequenceHash> hashes;
+              hashes.reserve(v.size());
+              for (const auto& block : v) hashes.push_back(block.sequence_hash());
+              return hashes;
+            });
+          },
+          "The blocks' sequence hashes, in order.")
+      .def("__repr__", [](PyBlockBatch& b) {
+        if (b.handle.index() == 0) return std::string("BlockBatch(released)");
+        return "BlockBatch(" +
+               std::to_string(visit_live(b.handle, "BlockBatch", [](auto& v) { return v.size(); })) +
+               " blocks)";
+      });
+  add_handle_protocol(batch);
+
   // ---- manager ----
   nb::class_<PyBlockManager>(
       m, "BlockManager",
@@ -652,6 +735,13 @@ void bind_blocks(nb::module_& m) {
            nb::sig("def scan_matches(self, hashes: collections.abc.Sequence[SequenceHash], "
                    "touch: bool = True) -> dict[SequenceHash, ImmutableBlock]"),
            "Every hash independently (no stop at a miss); one entry per distinct hash found.")
+      .def("match_blocks_batch", &match_blocks_batch, nb::arg("hashes"),
+           nb::sig("def match_blocks_batch(self, hashes: collections.abc.Sequence[SequenceHash]) "
+                   "-> BlockBatch"),
+           "match_blocks, with the result kept in C++ as one BlockBatch (no per-block Python "
+           "object): the fast path when the caller needs the count, ids or hashes.")
+      .def("release_blocks", &release_batch, nb::arg("blocks"),
+           "Releases every block of a BlockBatch under one pool lock.")
       .def("release_blocks", &release_blocks, nb::arg("blocks"),
            nb::sig("def release_blocks(self, blocks: collections.abc.Sequence[ImmutableBlock]) "
                    "-> None"),

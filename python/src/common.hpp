@@ -17,6 +17,7 @@
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "kvbm/kvbm.hpp"
 
@@ -61,6 +62,12 @@ struct PyWeakBlock {
 };
 struct PyLifecyclePin {
   std::optional<LifecyclePinRef> pin;
+};
+template <class Tier>
+using ImmutableBlocks = std::vector<ImmutableBlock<Tier>>;
+/// The result of a batch call kept in C++: one Python object for the whole batch.
+struct PyBlockBatch {
+  ByTier<ImmutableBlocks> handle;
 };
 
 /// Python's BlockManager: one manager of any shipped tier (index 0/1/2 = G1/G2/G3, which is the

@@ -136,3 +136,29 @@ def test_registry_is_shared_across_tiers(registry, seq):
     del held
     gc.collect()
     assert g1.available_blocks == 8
+
+
+def test_block_batch_keeps_the_match_in_cpp(manager, registry, seq):
+    held = fill(manager, seq)
+    hashes = seq.sequence_hashes()
+    batch = manager.match_blocks_batch(hashes[:3])
+    assert len(batch) == 3 and "3 blocks" in repr(batch)
+    assert batch.block_ids() == [b.block_id for b in held[:3]]
+    assert batch.sequence_hashes() == hashes[:3]
+    assert held[0].use_count == 2
+    one = batch[-3]
+    assert one.block_id == held[0].block_id and held[0].use_count == 3
+    with __import__("pytest").raises(IndexError):
+        batch[3]
+    one.close()
+    other = kvbm.BlockManager("G1", 4, block_size=BLOCK, registry=registry)
+    with __import__("pytest").raises(kvbm.ForeignBlock):
+        other.release_blocks(batch)
+    assert len(batch) == 3  # nothing was released
+    manager.release_blocks(batch)
+    assert not batch.valid and len(batch) == 0 and held[0].use_count == 1
+    with __import__("pytest").raises(kvbm.InvalidHandle):
+        manager.release_blocks(batch)
+    with manager.match_blocks_batch(hashes) as whole:
+        assert len(whole) == 4 and held[3].use_count == 2
+    assert held[3].use_count == 1
