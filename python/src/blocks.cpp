@@ -89,7 +89,8 @@ struct Items {
 template <class T>
 Items<T> unwrap_all(nb::handle sequence, const char* operation, const char* expected) {
   Items<T> out;
-  out.keep = nb::steal(PySequence_Fast(sequence.ptr(), operation));
+  const std::string not_a_sequence = std::string(operation) + ": expected a sequence of " + expected;
+  out.keep = nb::steal(PySequence_Fast(sequence.ptr(), not_a_sequence.c_str()));
   if (!out.keep.is_valid()) throw nb::python_error();
   const Py_ssize_t n = PySequence_Fast_GET_SIZE(out.keep.ptr());
   PyObject** items = PySequence_Fast_ITEMS(out.keep.ptr());
@@ -291,15 +292,20 @@ void release_batch(PyBlockManager& self, PyBlockBatch& batch) {
     if (batch.handle.index() == 0) {
       throw InvalidHandle("release_blocks: the BlockBatch was already released");
     }
-    auto* blocks = std::get_if<ImmutableBlocks<Tier>>(&batch.handle);
-    if (blocks == nullptr) {
+    auto* held = std::get_if<ImmutableBlocks<Tier>>(&batch.handle);
+    if (held == nullptr) {
       throw ForeignBlock("release_blocks: the BlockBatch belongs to a manager of another tier");
     }
-    {
-      nb::gil_scoped_release release;
-      manager.release_blocks(std::move(*blocks));  // ForeignBlock: nothing consumed, still ours
-    }
+    // Out of the batch before the GIL goes: another thread may close the batch meanwhile.
+    ImmutableBlocks<Tier> blocks = std::move(*held);
     batch.handle = std::monostate{};
+    try {
+      nb::gil_scoped_release release;
+      manager.release_blocks(std::move(blocks));
+    } catch (...) {
+      batch.handle = std::move(blocks);  // ForeignBlock: nothing was released
+      throw;
+    }
   });
 }
 

@@ -3,8 +3,8 @@
 // Fence.wait() and HostStream.synchronize() release the GIL (tasks enqueued from Python need it
 // to run). A Python task holds its callable through a holder whose last reference is dropped with
 // the GIL taken, because the worker thread destroys tasks without it.
-// Lifetime: a HostStream drains and joins on close() or when collected; both release the GIL
-// while waiting.
+// Lifetime: a HostStream drains and joins on close() or when collected (or, if a call on another
+// thread still uses it, when that call ends), always with the GIL released.
 #include <nanobind/stl/function.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
@@ -28,25 +28,29 @@ struct PyCallable {
   nb::object fn;
 };
 
-struct PyHostStream {
-  std::unique_ptr<HostStream> stream = std::make_unique<HostStream>();
-
-  HostStream& live(const char* operation) {
-    if (!stream) throw InvalidHandle(std::string(operation) + ": the HostStream was closed");
-    return *stream;
-  }
-  /// Drains queued work and joins the worker; the GIL is released so Python tasks can finish.
-  void close() {
-    if (!stream) return;
-    std::unique_ptr<HostStream> doomed = std::move(stream);
+/// Destroys a HostStream (drain + join) with the GIL released, whichever thread drops the last
+/// reference: its worker may be waiting for the GIL to run a Python task.
+void destroy_stream(HostStream* stream) {
+  if (Py_IsInitialized() && PyGILState_Check()) {
     nb::gil_scoped_release release;
-    doomed.reset();
+    delete stream;
+  } else {
+    delete stream;
   }
-  ~PyHostStream() {
-    if (stream && Py_IsInitialized()) close();
-  }
-};
+}
 
+struct PyHostStream {
+  std::shared_ptr<HostStream> stream{new HostStream(), &destroy_stream};
+
+  /// A reference for the duration of one call: close() from another thread meanwhile only
+  /// drops the object's own reference.
+  std::shared_ptr<HostStream> live(const char* operation) const {
+    if (!stream) throw InvalidHandle(std::string(operation) + ": the HostStream was closed");
+    return stream;
+  }
+  /// Drains queued work and joins the worker (once no call is using the stream).
+  void close() { stream.reset(); }
+};
 }  // namespace
 
 void bind_device(nb::module_& m) {
@@ -80,7 +84,7 @@ void bind_device(nb::module_& m) {
           "enqueue",
           [](PyHostStream& s, nb::callable fn) {
             auto holder = std::make_shared<PyCallable>(std::move(fn));
-            s.live("HostStream.enqueue").enqueue([holder] {
+            s.live("HostStream.enqueue")->enqueue([holder] {
               nb::gil_scoped_acquire gil;
               holder->fn();
             });
@@ -89,26 +93,26 @@ void bind_device(nb::module_& m) {
           "Enqueues fn() (run on the worker with the GIL taken); an exception it raises is "
           "re-raised by synchronize().")
       .def(
-          "record", [](PyHostStream& s) { return s.live("HostStream.record").record(); },
+          "record", [](PyHostStream& s) { return s.live("HostStream.record")->record(); },
           "A Fence that becomes ready once everything enqueued so far has run.")
       .def(
-          "wait", [](PyHostStream& s, const Fence& f) { s.live("HostStream.wait").wait(f); },
+          "wait", [](PyHostStream& s, const Fence& f) { s.live("HostStream.wait")->wait(f); },
           nb::arg("fence"), "Later work starts only once `fence` is ready (does not block).")
       .def(
           "synchronize",
           [](PyHostStream& s) {
-            HostStream& stream = s.live("HostStream.synchronize");
+            const std::shared_ptr<HostStream> stream = s.live("HostStream.synchronize");
             nb::gil_scoped_release release;
-            stream.synchronize();
+            stream->synchronize();
           },
           "Blocks (GIL released) until everything enqueued has run; re-raises the first task "
           "exception.")
       .def(
-          "idle", [](PyHostStream& s) { return s.live("HostStream.idle").idle(); },
+          "idle", [](PyHostStream& s) { return s.live("HostStream.idle")->idle(); },
           "True when nothing is pending or running; never blocks.")
       .def_prop_ro(
           "tasks_completed",
-          [](PyHostStream& s) { return s.live("HostStream.tasks_completed").tasks_completed(); },
+          [](PyHostStream& s) { return s.live("HostStream.tasks_completed")->tasks_completed(); },
           "Tasks run so far.")
       .def("close", &PyHostStream::close, "Drains queued work and joins the worker (idempotent).")
       .def(

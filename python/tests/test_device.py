@@ -106,3 +106,25 @@ def test_streams_drain_on_close_and_on_collection():
     gate.open()
     del other  # the destructor drains with the GIL released, so the Python task can run
     assert ran == ["closed", "collected"]
+
+
+def test_close_while_another_thread_synchronizes():
+    stream = kvbm.HostStream()
+    gate = kvbm.HostGate()
+    stream.wait(gate.fence())
+    ran = []
+    stream.enqueue(lambda: ran.append("task"))
+
+    def blocked_sync():
+        stream.synchronize()
+        ran.append("synchronized")
+
+    syncer = threading.Thread(target=blocked_sync)
+    syncer.start()
+    wait_until_blocked_in(syncer, "blocked_sync")
+    stream.close()  # the syncing thread still holds the stream; it is destroyed after it
+    with pytest.raises(kvbm.InvalidHandle):
+        stream.record()
+    gate.open()
+    syncer.join(timeout=60)
+    assert not syncer.is_alive() and ran == ["task", "synchronized"]
