@@ -411,7 +411,9 @@ void bind_blocks(nb::module_& m) {
           nb::sig("def check_presence(self, hashes: collections.abc.Sequence[SequenceHash], "
                   "tier: str) -> list[bool]"),
           "For each hash, whether a block of `tier` holds it.")
-      .def("__eq__", [](const BlockRegistry& a, const BlockRegistry& b) { return a == b; });
+      .def(
+          "__eq__", [](const BlockRegistry& a, const BlockRegistry& b) { return a == b; },
+          nb::is_operator());
 
   // ---- handles ----
   nb::class_<PyMutableBlock> mutable_block(

@@ -75,16 +75,20 @@ void bind_tokens(nb::module_& m) {
       .def(
           "as_int", [](const SequenceHash& h) { return to_int(h.as_u128()); },
           "The packed 128-bit value as a Python int.")
-      .def("__eq__", [](const SequenceHash& a, const SequenceHash& b) { return a == b; })
-      .def("__ne__", [](const SequenceHash& a, const SequenceHash& b) { return a != b; })
+      .def("__eq__", [](const SequenceHash& a, const SequenceHash& b) { return a == b; }, nb::is_operator())
+      .def("__ne__", [](const SequenceHash& a, const SequenceHash& b) { return a != b; }, nb::is_operator())
       .def("__lt__",
-           [](const SequenceHash& a, const SequenceHash& b) { return a.as_u128() < b.as_u128(); })
+           [](const SequenceHash& a, const SequenceHash& b) { return a.as_u128() < b.as_u128(); },
+           nb::is_operator())
       .def("__le__",
-           [](const SequenceHash& a, const SequenceHash& b) { return a.as_u128() <= b.as_u128(); })
+           [](const SequenceHash& a, const SequenceHash& b) { return a.as_u128() <= b.as_u128(); },
+           nb::is_operator())
       .def("__gt__",
-           [](const SequenceHash& a, const SequenceHash& b) { return a.as_u128() > b.as_u128(); })
+           [](const SequenceHash& a, const SequenceHash& b) { return a.as_u128() > b.as_u128(); },
+           nb::is_operator())
       .def("__ge__",
-           [](const SequenceHash& a, const SequenceHash& b) { return a.as_u128() >= b.as_u128(); })
+           [](const SequenceHash& a, const SequenceHash& b) { return a.as_u128() >= b.as_u128(); },
+           nb::is_operator())
       .def("__hash__",
            [](const SequenceHash& h) {
              // -1 is Python's error marker for hash functions.

@@ -70,3 +70,13 @@ def test_from_parts_round_trips_and_checks_position(seq):
         kvbm.SequenceHash.from_int(-1)
     with pytest.raises(ValueError):
         kvbm.SequenceHash.from_int(2**128)
+
+
+def test_comparisons_with_other_types_do_not_raise(seq):
+    h = seq.sequence_hashes()[0]
+    assert h != 5 and not (h == None)  # noqa: E711
+    assert h in [None, "x", h]
+    import pytest as _pytest
+
+    with _pytest.raises(TypeError):
+        h < 5
