@@ -6,17 +6,21 @@
 # one-moment smoke run of bench/python_overhead.py (no timing).
 # The venv is rebuilt every run; the CMake build folder (WORK_DIR/cmake) and ccache (CCACHE_DIR)
 # persist, so a rerun recompiles only what changed.
-# Usage: scripts/test-python.sh [--update-stubs | --asan] [WORK_DIR]   (default build/python-ci)
+# Usage: scripts/test-python.sh [--update-stubs | --asan | --tsan] [WORK_DIR]
+#   WORK_DIR        default build/python-ci
 #   --update-stubs  rewrites python/kvbm/_kvbm.pyi instead of failing when it is stale.
-#   --asan          instead: builds the extension with ASan+UBSan (CMake directly, WORK_DIR/asan)
-#                   and runs the pytest suite under it (leak detection off: CPython keeps its
-#                   interned objects at exit).
+#   --asan, --tsan  instead: builds the extension with ASan+UBSan or TSan (CMake directly, in
+#                   WORK_DIR/address or WORK_DIR/thread) and runs the pytest suite under it
+#                   (leak detection off: CPython keeps its interned objects at exit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
-update_stubs=0 asan=0
-if [[ "${1:-}" == --update-stubs ]]; then update_stubs=1; shift; fi
-if [[ "${1:-}" == --asan ]]; then asan=1; shift; fi
+update_stubs=0 sanitizer=""
+case "${1:-}" in
+  --update-stubs) update_stubs=1; shift ;;
+  --asan) sanitizer=address; shift ;;
+  --tsan) sanitizer=thread; shift ;;
+esac
 work="${1:-build/python-ci}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
@@ -26,21 +30,29 @@ export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/kvbm-ccache}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${KVBM_JOBS:-$(nproc)}"
 start=$SECONDS
 
-if ((asan)); then
-  echo "=== kvbm python: pytest under ASan+UBSan ==="
+if [[ -n "$sanitizer" ]]; then
+  # The extension built with the sanitizer (CMake directly), the pytest suite run with its
+  # runtime preloaded into the (uninstrumented) interpreter.
+  if [[ "$sanitizer" == address ]]; then
+    name="ASan+UBSan" build_type=Debug
+    preload="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+  else
+    name="TSan" build_type=RelWithDebInfo preload="$(gcc -print-file-name=libtsan.so)"
+  fi
+  echo "=== kvbm python: pytest under ${name} ==="
   py="$(bash scripts/pyenv.sh "$work/venv-asan" python/requirements.txt)"
-  cmake -S . -B "$work/asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVBM_SANITIZE=address \
+  build="$work/$sanitizer" stage="$work/$sanitizer-stage"
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" -DKVBM_SANITIZE="$sanitizer" \
     -DKVBM_BUILD_PYTHON=ON -DKVBM_BUILD_TESTS=OFF -DKVBM_BUILD_BENCH=OFF -DKVBM_BUILD_TOOLS=OFF \
     -DKVBM_CUDA=OFF -DPython_EXECUTABLE="$py" >/dev/null
-  cmake --build "$work/asan" --target _kvbm -j "$CMAKE_BUILD_PARALLEL_LEVEL"
-  stage="$work/asan-stage/kvbm"
-  rm -rf "$stage" && mkdir -p "$stage"
-  cp python/kvbm/*.py "$stage/" && cp "$work"/asan/python/_kvbm*.so "$stage/"
-  (cd "$work" && PYTHONPATH="$work/asan-stage" \
-    LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)" \
+  cmake --build "$build" --target _kvbm -j "$CMAKE_BUILD_PARALLEL_LEVEL"
+  rm -rf "$stage" && mkdir -p "$stage/kvbm"
+  cp python/kvbm/*.py "$stage/kvbm/" && cp "$build"/python/_kvbm*.so "$stage/kvbm/"
+  (cd "$work" && PYTHONPATH="$stage" LD_PRELOAD="$preload" \
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     "$py" -m pytest -q -p no:cacheprovider "$repo/python/tests")
-  echo "=== kvbm python: ASan+UBSan passed in $((SECONDS - start)) s ==="
+  echo "=== kvbm python: ${name} passed in $((SECONDS - start)) s ==="
   exit 0
 fi
 
