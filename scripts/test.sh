@@ -6,7 +6,9 @@
 # PATH, the toolkit's prefixes ignored by CMake) and runs the core tests, so kvbm::core can never
 # come to need the toolkit again.
 # The fuzz step runs the trace-parser fuzzer (clang, libFuzzer) for a bounded 60 s.
-# Usage: scripts/test.sh [preset ...]  (default: core-only dev asan tsan fuzz)
+# The python step builds the package into a fresh virtual environment (pip install .) and runs its
+# pytest suite, the stubs check and the adapter example.
+# Usage: scripts/test.sh [preset ...]  (default: core-only dev asan tsan fuzz python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -15,7 +17,7 @@ toolkit_bin=""
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/kvbm-ccache}"
 jobs="${KVBM_JOBS:-$(nproc)}"
 presets=("$@")
-((${#presets[@]})) || presets=(core-only dev asan tsan fuzz)
+((${#presets[@]})) || presets=(core-only dev asan tsan fuzz python)
 
 # PATH without any directory that holds nvcc.
 path_without_toolkit() {
@@ -44,6 +46,11 @@ core_only() {
 for preset in "${presets[@]}"; do
   echo "=== kvbm: ${preset} build ==="
   start=$SECONDS
+  if [[ "$preset" == python ]]; then
+    bash scripts/test-python.sh
+    echo "=== kvbm: ${preset} passed in $((SECONDS - start)) s ==="
+    continue
+  fi
   if [[ "$preset" == fuzz ]]; then
     bash scripts/fuzz.sh 60
     echo "=== kvbm: ${preset} passed in $((SECONDS - start)) s ==="
