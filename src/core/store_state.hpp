@@ -21,6 +21,7 @@
 #include "kvbm/registry.hpp"
 #include "registry_core.hpp"
 #include "slot_fence_ledger.hpp"
+#include "store_events.hpp"
 
 namespace kvbm::detail {
 
@@ -96,6 +97,8 @@ struct StoreState {
   /// logically free or cached, but never handed out ready until reclaimed.
   SlotFenceLedger fences;
   std::vector<BlockId> scratch;  // eviction victims (capacity = block count)
+  /// Event records and their delivery; null without a sink (each hook is one null check).
+  std::unique_ptr<StoreEvents> events;
 };
 
 }  // namespace kvbm::detail
