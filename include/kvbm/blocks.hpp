@@ -89,7 +89,7 @@ class MutableBlock {
   /// untouched, still owned by *this) if the token block's size differs from the pool's.
   /// The token ids go with the block's Stored event when the manager has an event sink.
   [[nodiscard]] CompleteBlock<Tier> complete(const TokenBlock& block) && {
-    if (block.block_size() != detail::live_store(store_, "MutableBlock::complete").block_size()) {
+    if (block.block_size() != detail::live_store(store_, "MutableBlock::stage").block_size()) {
       throw BlockSizeMismatch(store_->block_size(), block.block_size());
     }
     store_->stage(block_id_, block.sequence_hash(), block.tokens());
