@@ -8,7 +8,8 @@
 //   Removed — a hash stopped being matchable (its cached slot was evicted or drained, or its primary
 //             was released with evict-on-reset).
 //   Cleared — every hash of the pool stopped being matchable at once (reset_inactive_pool() left
-//             nothing matchable, or the pool was destroyed while holding cached blocks).
+//             nothing matchable). Destroying a pool reports nothing: its last reported state
+//             stays what late subscribers see (a router learns of a dead worker otherwise).
 // A consumer that applies one manager's events in order holds exactly that pool's matchable set
 // at every quiescent point, and every Stored record's parent (if any) is in it when the child
 // arrives (a block is registered only after its prefix).

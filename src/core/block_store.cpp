@@ -56,10 +56,6 @@ BlockStore* BlockStore::create(const StoreConfig& config, const EvictionConfig& 
 }
 
 BlockStore::~BlockStore() {
-  if (state_->events && !state_->by_hash.empty()) {  // the pool's cache vanishes with it
-    state_->events->cleared();
-    state_->events->deliver(false, state_->mutex);
-  }
   // Only Reset and Inactive slots remain: every other state holds a store reference.
   for (Slot& slot : state_->slots) {
     if (slot.entry != nullptr) state_->core->release_present(slot.entry, state_->tier);

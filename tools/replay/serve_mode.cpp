@@ -31,6 +31,7 @@
 #include "replay/checked.hpp"
 #include "replay/hash_mapping.hpp"
 #include "replay/simulate.hpp"
+#include "replay/synthetic_tokens.hpp"
 
 namespace kvbm::replay {
 
@@ -99,7 +100,9 @@ class ServeSimulator {
         config_{config},
         mapper_{config.block_size, config.salt},
         registry_{make_registry({config.policy, config.g2_policy.value_or(config.policy)})},
-        g1_{make_manager<G1>(config.policy, config.g1_blocks, config.block_size, registry_)} {
+        g1_{make_manager<G1>(config.policy, config.g1_blocks, config.block_size, registry_,
+                             config.event_sink)},
+        tokens_{config.block_size, mapper_.blocks_per_trace_block()} {
     // Written so that NaN fails too: the rates divide every simulated time.
     const auto positive_finite = [](double v) { return v > 0 && std::isfinite(v); };
     if (!positive_finite(config.prefill_tokens_per_s) ||
@@ -111,7 +114,7 @@ class ServeSimulator {
     }
     if (config.g2_blocks != 0) {
       g2_.emplace(make_manager<G2>(config.g2_policy.value_or(config.policy), config.g2_blocks,
-                                   config.block_size, registry_));
+                                   config.block_size, registry_, config.event_sink));
       if (config.copy_bytes_per_block != 0) {
         transfers_ = std::make_unique<HostTransfers>(g1_.id(), config.g1_blocks, g2_->id(),
                                                      config.g2_blocks, config.copy_bytes_per_block);
@@ -174,6 +177,7 @@ class ServeSimulator {
     }
     report_.queue_delay_ms = percentiles(queue_delays_ms_);
     report_.makespan_s = (last_event - first_arrival) / 1000.0;
+    if (config_.cache_dump) report_.cache_dump = wire_hashes_sorted(g1_.matchable_hashes());
     report_.wall_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return report_;
@@ -201,6 +205,7 @@ class ServeSimulator {
     }
     Running state;
     mapper_.map_into(request.hash_ids, state.hashes);
+    if (config_.event_sink) tokens_.note(request.hash_ids, state.hashes);
     state.decode_left = decode;
     running_.emplace(event.request, std::move(state));
     waiting_.push_back(event.request);
@@ -275,7 +280,7 @@ class ServeSimulator {
     staged.reserve(state.computing.size());
     for (std::size_t i = 0; i < state.computing.size(); ++i) {
       staged.push_back(
-          std::move(state.computing[i]).stage(state.hashes[first + i], config_.block_size));
+          stage_one(std::move(state.computing[i]), state.hashes[first + i]));
     }
     state.computing.clear();
     register_into(state.prompt, std::move(staged));
@@ -359,7 +364,7 @@ class ServeSimulator {
     std::vector<CompleteBlock<G2>> staged;
     staged.reserve(room);
     for (std::size_t i = 0; i < room; ++i) {
-      staged.push_back(std::move((*slots)[i]).stage(copied[i], config_.block_size));
+      staged.push_back(stage_one(std::move((*slots)[i]), copied[i]));
     }
     auto registered = g2_->register_blocks(std::move(staged));
     report_.offload_blocks += room;
@@ -381,7 +386,7 @@ class ServeSimulator {
     staged.reserve(source.size());
     for (std::size_t i = 0; i < source.size(); ++i) {
       staged.push_back(
-          std::move(fresh[i]).stage(state.hashes[first_position + i], config_.block_size));
+          stage_one(std::move(fresh[i]), state.hashes[first_position + i]));
     }
     register_into(state.prompt, std::move(staged));
     report_.onboard_blocks += source.size();
@@ -389,6 +394,13 @@ class ServeSimulator {
         report_.onboard_bytes,
         mul_or_throw<std::uint64_t>(source.size(), block_bytes_, "onboard bytes"),
         "onboard bytes (lower --kv-bytes-per-token)");
+  }
+
+  // With an event sink, blocks carry their synthetic token ids (replay/synthetic_tokens.hpp).
+  template <class Tier>
+  CompleteBlock<Tier> stage_one(MutableBlock<Tier>&& block, const SequenceHash& hash) {
+    if (config_.event_sink) return std::move(block).complete(tokens_.block(hash));
+    return std::move(block).stage(hash, config_.block_size);
   }
 
   void note_occupancy() {
@@ -403,6 +415,7 @@ class ServeSimulator {
   BlockManager<G1> g1_;
   std::optional<BlockManager<G2>> g2_;
   std::unique_ptr<HostTransfers> transfers_;
+  SyntheticTokens tokens_;
   std::uint64_t block_bytes_ = 0;
 
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;

@@ -15,8 +15,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 
+#include "kvbm/kv_events.hpp"
 #include "replay/policy.hpp"
 #include "replay/report.hpp"
 #include "replay/trace.hpp"
@@ -41,6 +43,12 @@ struct ReplayConfig {
   /// bytes (kv_bytes_per_token) are far too large to allocate, so this is a scaled-down payload
   /// that exercises the engine and slot fences without changing any hit or timing result.
   std::size_t copy_bytes_per_block = 4096;
+
+  /// KV events: attached to G1 (medium "GPU") and G2 ("CPU"). With a sink, blocks are completed
+  /// from synthetic TokenBlocks (replay/synthetic_tokens.hpp); results do not change.
+  std::shared_ptr<KvEventSink> event_sink;
+  /// Fill ReplayReport::cache_dump with the wire hash of every block matchable in G1 at the end.
+  bool cache_dump = false;
 };
 
 /// Called every few hundred requests with (done, total).
