@@ -65,10 +65,29 @@ struct KvEventBatching {
   std::size_t max_events = 1024;             ///< at most this many records per batch
 };
 
-/// The u64 a router sees for `hash` (see the header comment). O(1), no allocation.
-[[nodiscard]] std::uint64_t wire_hash(const SequenceHash& hash) noexcept;
+namespace detail {
+/// splitmix64's finaliser over fragment XOR position * golden ratio (one mix per wire hash).
+[[nodiscard]] constexpr std::uint64_t wire_of(std::uint32_t position, std::uint64_t fragment) noexcept {
+  std::uint64_t x = fragment ^ (std::uint64_t{position} * 0x9E3779B97F4A7C15ull);
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+}  // namespace detail
+
+/// The u64 a router sees for `hash` (see the header comment): splitmix64(f XOR p * 0x9E37...15)
+/// where p is the position and f the part of the chained hash the child keeps. O(1).
+[[nodiscard]] inline std::uint64_t wire_hash(const SequenceHash& hash) noexcept {
+  const std::uint32_t position = hash.position();
+  return detail::wire_of(position, hash.fragment_for_child_position(position + 1));
+}
 /// wire_hash of `hash`'s parent; nullopt at position 0.
-[[nodiscard]] std::optional<std::uint64_t> parent_wire_hash(const SequenceHash& hash) noexcept;
+[[nodiscard]] inline std::optional<std::uint64_t> parent_wire_hash(const SequenceHash& hash) noexcept {
+  const std::uint32_t position = hash.position();
+  if (position == 0) return std::nullopt;
+  return detail::wire_of(position - 1, hash.parent_fragment());
+}
 
 /// One event. Small and trivially copyable; token ids live in the batch's token array.
 struct KvEventRecord {

@@ -5,31 +5,6 @@
 
 namespace kvbm {
 
-namespace {
-constexpr std::uint64_t splitmix64(std::uint64_t x) noexcept {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-// The fragment is what the child at position+1 keeps of this block's chained hash, so the
-// child can name its parent's wire hash without seeing the parent.
-constexpr std::uint64_t wire_of(std::uint32_t position, std::uint64_t fragment) noexcept {
-  return splitmix64(fragment ^ splitmix64(position));
-}
-}  // namespace
-
-std::uint64_t wire_hash(const SequenceHash& hash) noexcept {
-  const std::uint32_t position = hash.position();
-  return wire_of(position, hash.fragment_for_child_position(position + 1));
-}
-
-std::optional<std::uint64_t> parent_wire_hash(const SequenceHash& hash) noexcept {
-  const std::uint32_t position = hash.position();
-  if (position == 0) return std::nullopt;
-  return wire_of(position - 1, hash.parent_fragment());
-}
-
 // ---------------------------------------------------------------------------------------------
 
 void KvEventBuffer::append(const KvEventView& view, bool with_tokens) {

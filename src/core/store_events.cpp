@@ -50,12 +50,7 @@ void StoreEvents::stored(BlockId id, const SequenceHash& hash) {
   if (!reports(hash)) return;
   KvEventRecord record;
   record.kind = KvEventKind::Stored;
-  record.hash = hash;
-  record.block_hash = wire_hash(hash);
-  if (const auto parent = parent_wire_hash(hash)) {
-    record.parent_hash = *parent;
-    record.has_parent = true;
-  }
+  record.hash = hash;  // wire hashes are filled after the lock (flush_out)
   if (want_tokens_ && slot_has_tokens_[id] != 0) {
     record.token_offset = static_cast<std::uint32_t>(pending_tokens_.size());
     record.token_count = block_size_;
@@ -63,7 +58,6 @@ void StoreEvents::stored(BlockId id, const SequenceHash& hash) {
     pending_tokens_.insert(pending_tokens_.end(), first, first + block_size_);
   }
   pending_.push_back(record);
-  has_pending_.store(true, std::memory_order_seq_cst);
 }
 
 void StoreEvents::removed(const SequenceHash& hash) {
@@ -71,9 +65,7 @@ void StoreEvents::removed(const SequenceHash& hash) {
   KvEventRecord record;
   record.kind = KvEventKind::Removed;
   record.hash = hash;
-  record.block_hash = wire_hash(hash);
   pending_.push_back(record);
-  has_pending_.store(true, std::memory_order_seq_cst);
 }
 
 void StoreEvents::collapse_to_cleared(std::size_t first) {
@@ -85,24 +77,38 @@ void StoreEvents::cleared() {
   KvEventRecord record;
   record.kind = KvEventKind::Cleared;
   pending_.push_back(record);
-  has_pending_.store(true, std::memory_order_seq_cst);
 }
 
 void StoreEvents::swap_out() noexcept {
   pending_.swap(out_);
   pending_tokens_.swap(out_tokens_);
-  has_pending_.store(false, std::memory_order_seq_cst);
+  has_pending_.store(false, std::memory_order_relaxed);  // written only under the pool lock
 }
 
 bool StoreEvents::claim_locked() noexcept {
-  if (!has_pending_.load(std::memory_order_relaxed)) return false;
-  if (delivering_.exchange(true, std::memory_order_seq_cst)) return false;
-  swap_out();
-  return true;
+  if (pending_.empty()) return false;
+  if (!delivering_.exchange(true, std::memory_order_seq_cst)) {
+    swap_out();
+    return true;
+  }
+  // The claimant re-reads has_pending after releasing its claim, and our EventFlush retries the
+  // claim after the unlock: between them the records are never stranded.
+  has_pending_.store(true, std::memory_order_seq_cst);
+  return false;
 }
 
 void StoreEvents::flush_out() noexcept {
   if (!out_.empty()) {
+    for (KvEventRecord& record : out_) {  // outside the pool lock
+      if (record.kind == KvEventKind::Cleared) continue;
+      const std::uint32_t position = record.hash.position();
+      record.block_hash =
+          wire_of(position, record.hash.fragment_for_child_position(position + 1));
+      if (record.kind == KvEventKind::Stored && position != 0) {
+        record.parent_hash = wire_of(position - 1, record.hash.parent_fragment());
+        record.has_parent = true;
+      }
+    }
     try {
       sink_->on_events(KvEventView{source_, out_, out_tokens_});
     } catch (...) {  // the contract forbids throwing; a pool transition cannot fail for it

@@ -6,8 +6,11 @@
 // after unlocking it hands `out` to the sink, then loops while more records arrived. A thread
 // that finds delivery claimed leaves its records to the claimant, so the sink sees one pool's
 // records serially and in state order, and no thread ever waits for a slow sink but the one
-// delivering. Lost-wakeup freedom: appenders set has_pending (seq_cst) before trying to claim;
-// the claimant clears `delivering` (seq_cst) before re-reading has_pending.
+// delivering. Lost-wakeup freedom: a thread that fails to claim sets has_pending (seq_cst, under
+// the lock) and retries the claim after unlocking; the claimant clears `delivering` (seq_cst)
+// before re-reading has_pending, so one of the two always sees the other. The uncontended path
+// costs one exchange and one store per locked section, not per record; wire hashes are computed
+// after the lock is released.
 #pragma once
 
 #include <atomic>
