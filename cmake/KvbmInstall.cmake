@@ -11,6 +11,12 @@ set(KVBM_INSTALLED_TARGETS kvbm kvbm_core kvbm_device)
 if(TARGET kvbm_host)
   list(APPEND KVBM_INSTALLED_TARGETS kvbm_host)
 endif()
+# kvbm::events (the ZeroMQ publisher) when this build has it; kvbmConfig.cmake then finds libzmq.
+set(KVBM_EXPORT_EVENTS OFF)
+if(TARGET kvbm_events)
+  set(KVBM_EXPORT_EVENTS ON)
+  list(APPEND KVBM_INSTALLED_TARGETS kvbm_events)
+endif()
 install(TARGETS ${KVBM_INSTALLED_TARGETS} EXPORT kvbmTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})

@@ -31,6 +31,7 @@
 #include "kvbm/blocks.hpp"
 #include "kvbm/eviction.hpp"
 #include "kvbm/fence.hpp"
+#include "kvbm/kv_events.hpp"
 #include "kvbm/metrics.hpp"
 #include "kvbm/registry.hpp"
 #include "kvbm/types.hpp"
@@ -52,7 +53,7 @@ namespace detail {
 StorePtr build_store(std::optional<std::size_t> block_count, std::uint32_t block_size,
                      const std::optional<BlockRegistry>& registry, DuplicationPolicy policy,
                      const EvictionConfig& eviction, bool default_reset_on_release,
-                     const void* tier_key);
+                     const void* tier_key, const EventSettings& events = {});
 }  // namespace detail
 
 template <class Tier>
@@ -105,11 +106,25 @@ class BlockManager {
       default_reset_on_release_ = value;
       return *this;
     }
+    /// Reports this pool's KV events to `sink` (kvbm/kv_events.hpp); null: no events, no cost.
+    Builder& event_sink(std::shared_ptr<KvEventSink> sink) {
+      events_.sink = std::move(sink);
+      return *this;
+    }
+    /// The medium named in events (default: "GPU" for G1, "CPU" for G2, "DISK" for G3).
+    Builder& event_medium(std::optional<std::string> medium) {
+      events_.medium = std::move(medium);
+      return *this;
+    }
+    Builder& event_policy(KvEventPolicy policy) {
+      events_.policy = policy;
+      return *this;
+    }
     /// Validates and builds. Throws ConfigError naming the problem.
     [[nodiscard]] BlockManager build() const {
       return BlockManager(detail::build_store(block_count_, block_size_, registry_, policy_,
                                               eviction_, default_reset_on_release_,
-                                              detail::tier_key<Tier>()));
+                                              detail::tier_key<Tier>(), events_));
     }
 
    private:
@@ -119,6 +134,7 @@ class BlockManager {
     DuplicationPolicy policy_ = DuplicationPolicy::Allow;
     detail::EvictionConfig eviction_{};
     bool default_reset_on_release_ = false;
+    detail::EventSettings events_{nullptr, default_medium<Tier>(), KvEventPolicy::All};
   };
 
   [[nodiscard]] static Builder builder() { return Builder{}; }
@@ -297,6 +313,14 @@ class BlockManager {
     store_->metrics().inflight_immutable.fetch_sub(static_cast<std::int64_t>(handles.size()),
                                                    std::memory_order_relaxed);
     store_->release_many(handles);
+  }
+
+  /// Every hash matchable now (live primaries and cached blocks), in no particular order.
+  /// O(pool size) under the pool lock: diagnostics, cache dumps and tests.
+  [[nodiscard]] std::vector<SequenceHash> matchable_hashes() const {
+    std::vector<SequenceHash> out;
+    store_->for_each_matchable([&](const SequenceHash& hash) { out.push_back(hash); });
+    return out;
   }
 
   /// Evicts every cached block to the free list; returns how many were drained.

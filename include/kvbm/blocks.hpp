@@ -97,8 +97,13 @@ class MutableBlock {
 
   /// Stages the block with the token block's sequence hash. Throws BlockSizeMismatch (block
   /// untouched, still owned by *this) if the token block's size differs from the pool's.
+  /// The token ids go with the block's Stored event when the manager has an event sink.
   [[nodiscard]] CompleteBlock<Tier> complete(const TokenBlock& block) && {
-    return std::move(*this).stage(block.sequence_hash(), block.block_size());
+    if (block.block_size() != detail::live_store(store_, "MutableBlock::stage").block_size()) {
+      throw BlockSizeMismatch(store_->block_size(), block.block_size());
+    }
+    store_->stage(block_id_, block.sequence_hash(), block.tokens());
+    return CompleteBlock<Tier>(std::exchange(store_, nullptr), block_id_, block.sequence_hash());
   }
   /// Same with an explicit hash; `block_size` is the number of tokens the caller filled.
   [[nodiscard]] CompleteBlock<Tier> stage(const SequenceHash& hash, std::size_t block_size) && {

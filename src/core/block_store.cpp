@@ -50,6 +50,10 @@ BlockStore::BlockStore(const StoreConfig& config, const EvictionConfig& eviction
   auto policy = make_inactive_policy(eviction, config.block_count,
                                      registry.core()->tracker());
   state_ = std::make_unique<StoreState>(config, registry, std::move(policy), metrics_);
+  if (config.events != nullptr && config.events->sink) {
+    state_->events = std::make_unique<StoreEvents>(*config.events, id_, config.block_count,
+                                                   config.block_size);
+  }
   metrics_.reset_pool_size.store(static_cast<std::int64_t>(config.block_count));
 }
 
@@ -127,6 +131,7 @@ struct Locked {
   /// The slot's hash leaves this pool: out of the index and its registry presence dropped.
   void forget(Slot& slot) noexcept {
     s.by_hash.erase(slot.hash);
+    if (s.events) s.events->removed(slot.hash);
     drop_registration(slot);
   }
 
@@ -220,7 +225,8 @@ struct Locked {
 
 #define KVBM_LOCKED(name)                                         \
   Deferred deferred;                                              \
-  std::unique_lock lock{state_->mutex};                           \
+  EventFlush events_flush{state_->events.get(), state_->mutex};   \
+  StoreLock lock{state_->mutex, events_flush};                    \
   Locked name{*state_, *this, slot_refs_.get(), metrics_, deferred}
 
 void BlockStore::release_last(BlockId id, std::uint32_t generation) noexcept {
@@ -393,11 +399,23 @@ void BlockStore::add_fence(BlockId id, Fence fence) {
 }
 
 void BlockStore::stage(BlockId id, const SequenceHash& hash) noexcept {
+  stage(id, hash, std::span<const std::uint32_t>{});
+}
+
+void BlockStore::stage(BlockId id, const SequenceHash& hash,
+                       std::span<const std::uint32_t> tokens) noexcept {
   std::lock_guard lock{state_->mutex};
   Slot& slot = state_->slots[id];
   assert(slot.state == SlotState::Mutable);
   slot.state = SlotState::Staged;
   slot.hash = hash;
+  if (state_->events) {  // kept for the Stored event; empty tokens: staged by hash alone
+    if (tokens.empty()) {
+      state_->events->forget_tokens(id);
+    } else {
+      state_->events->stage_tokens(id, tokens);
+    }
+  }
   metrics_.stagings.fetch_add(1, std::memory_order_relaxed);
   metrics_.inflight_mutable.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -485,6 +503,7 @@ void BlockStore::register_staged(
       if (entries[i].created && s.core->tracker()) fresh.push_back(hash);
       slot.state = SlotState::Primary;
       s.by_hash.insert(id);  // never grows (see StoreState::by_hash)
+      if (s.events) s.events->stored(id, hash);
       slot_refs_[id].store(pack(generation, 1), std::memory_order_release);
       emit(ImmutableRef{id, generation, hash});
     }
@@ -563,6 +582,7 @@ std::size_t BlockStore::reset_inactive_pool() {
   KVBM_NVTX_RANGE("reset_inactive_pool");
   KVBM_LOCKED(locked);
   StoreState& s = *state_;
+  const std::size_t first_event = s.events ? s.events->pending_size() : 0;
   const std::size_t n = s.inactive->size();
   std::span<BlockId> victims{s.scratch.data(), n};
   const std::size_t got = s.inactive->evict(victims);
@@ -582,7 +602,14 @@ std::size_t BlockStore::reset_inactive_pool() {
   }
   metrics_.inactive_pool_size.fetch_sub(static_cast<std::int64_t>(drained),
                                         std::memory_order_relaxed);
+  // Nothing matchable is left: one Cleared says it (and lets a router drop the whole pool).
+  if (s.events && drained > 0 && s.by_hash.empty()) s.events->collapse_to_cleared(first_event);
   return drained;
+}
+
+void BlockStore::for_each_matchable(FunctionRef<void(const SequenceHash&)> fn) const {
+  std::lock_guard lock{state_->mutex};
+  for (const BlockId id : state_->by_hash) fn(state_->slots[id].hash);
 }
 
 std::size_t BlockStore::available_blocks() const {

@@ -9,7 +9,7 @@ namespace kvbm::detail {
 StorePtr build_store(std::optional<std::size_t> block_count, std::uint32_t block_size,
                      const std::optional<BlockRegistry>& registry, DuplicationPolicy policy,
                      const EvictionConfig& eviction, bool default_reset_on_release,
-                     const void* tier_key) {
+                     const void* tier_key, const EventSettings& events) {
   const auto invalid = [](const std::string& what) {
     return ConfigError("Builder validation failed: " + what);
   };
@@ -29,6 +29,7 @@ StorePtr build_store(std::optional<std::size_t> block_count, std::uint32_t block
   config.duplication_policy = policy;
   config.default_reset_on_release = default_reset_on_release;
   config.tier_key = tier_key;
+  config.events = &events;
   return StorePtr(BlockStore::create(config, eviction, *registry));
 }
 

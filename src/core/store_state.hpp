@@ -22,6 +22,7 @@
 #include "kvbm/registry.hpp"
 #include "registry_core.hpp"
 #include "slot_fence_ledger.hpp"
+#include "store_events.hpp"
 
 namespace kvbm::detail {
 
@@ -121,6 +122,8 @@ struct StoreState {
   /// logically free or cached, but never handed out ready until reclaimed.
   SlotFenceLedger fences;
   std::vector<BlockId> scratch;  // eviction victims (capacity = block count)
+  /// Event records and their delivery; null without a sink (each hook is one null check).
+  std::unique_ptr<StoreEvents> events;
 };
 
 }  // namespace kvbm::detail

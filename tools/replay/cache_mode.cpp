@@ -9,6 +9,7 @@
 #include "replay/checked.hpp"
 #include "replay/hash_mapping.hpp"
 #include "replay/simulate.hpp"
+#include "replay/synthetic_tokens.hpp"
 
 namespace kvbm::replay {
 
@@ -17,7 +18,9 @@ ReplayReport run_cache_mode(const Trace& trace, const ReplayConfig& config,
   const auto started = std::chrono::steady_clock::now();
   const HashMapper mapper(config.block_size, config.salt);
   const BlockRegistry registry = make_registry({config.policy});
-  auto g1 = make_manager<G1>(config.policy, config.g1_blocks, config.block_size, registry);
+  auto g1 = make_manager<G1>(config.policy, config.g1_blocks, config.block_size, registry,
+                             config.event_sink);
+  SyntheticTokens tokens(config.block_size, mapper.blocks_per_trace_block());
 
   ReplayReport report;
   report.mode = "cache";
@@ -42,6 +45,7 @@ ReplayReport run_cache_mode(const Trace& trace, const ReplayConfig& config,
       continue;
     }
     mapper.map_into(request.hash_ids, hashes);
+    if (config.event_sink) tokens.note(request.hash_ids, hashes);
     accumulate<std::uint64_t>(report.blocks_requested, hashes.size(), "prompt blocks requested");
     accumulate<std::uint64_t>(report.prompt_tokens, request.input_length, "prompt tokens");
 
@@ -66,7 +70,9 @@ ReplayReport run_cache_mode(const Trace& trace, const ReplayConfig& config,
       if (!fresh) throw std::logic_error("cache mode: allocation failed for a request that fits");
       staged.clear();
       for (std::size_t i = 0; i < misses; ++i) {
-        staged.push_back(std::move((*fresh)[i]).stage(hashes[hits + i], config.block_size));
+        staged.push_back(config.event_sink
+                             ? std::move((*fresh)[i]).complete(tokens.block(hashes[hits + i]))
+                             : std::move((*fresh)[i]).stage(hashes[hits + i], config.block_size));
       }
       const auto before = g1.metrics().registration_dedup;
       for (auto& block : g1.register_blocks(std::move(staged))) held.push_back(std::move(block));
@@ -79,6 +85,7 @@ ReplayReport run_cache_mode(const Trace& trace, const ReplayConfig& config,
   }
   if (progress) progress(total, total);
   report.g1.evictions = g1.metrics().evictions;
+  if (config.cache_dump) report.cache_dump = wire_hashes_sorted(g1.matchable_hashes());
   report.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return report;

@@ -262,6 +262,7 @@ ParsedCommandLine parse_command_line(std::span<const std::string> args,
   argv.reserve(args.size() + 1);
   for (const std::string& arg : args) argv.push_back(arg.c_str());
   if (argv.empty()) argv.push_back("kvbm-replay");
+  add_kv_events_flags(app, o.kv_events);
   try {
     app.parse(static_cast<int>(argv.size()), argv.data());
   } catch (const CLI::CallForHelp&) {

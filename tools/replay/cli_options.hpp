@@ -18,6 +18,7 @@
 
 #include "replay/policy.hpp"
 #include "replay/simulate.hpp"
+#include "replay/kv_events_cli.hpp"
 
 namespace kvbm::replay {
 
@@ -63,6 +64,7 @@ struct CliOptions {
   bool sweep_policies_given = false;   ///< named on the command line (so none may be skipped)
   std::string csv_path;                ///< empty: the sweep CSV goes to stdout
   std::vector<std::string> notes;      ///< harmless oddities worth a line on stderr
+  KvEventsOptions kv_events;           ///< --kv-events* and --cache-dump (kv_events_cli.hpp)
 };
 
 /// What the command line asks for: a replay, or only the help text.

@@ -98,18 +98,24 @@ int replay(const CliOptions& o, std::ostream& out, std::ostream& err, std::ostre
   std::ostringstream stdout_text;  // printed only when everything succeeded
   if (!o.sweep) {
     ReplayReport report;
+    ReplayConfig config = o.config;
+    ReplayKvEvents events(o.kv_events, config);  // --kv-events, --cache-dump
     try {
-      report = run_one(trace, o.mode, o.config, progress);
+      report = run_one(trace, o.mode, config, progress);
     } catch (const ConfigError& e) {
       throw UsageError(std::string("--policy: ") + e.what());
     }
+    events.finish(report);
     if (o.json) {
       stdout_text << to_json(report).dump(2) << '\n';
     } else {
       print_summary(stdout_text, report);
     }
-    return print(out, stdout_text.str());
+    const int status = print(out, stdout_text.str());
+    events.linger();  // late subscribers may still replay or ask for a snapshot
+    return status;
   }
+  if (o.kv_events.any()) throw UsageError("--kv-events and --cache-dump do not apply to --sweep");
 
   // CSV goes to --csv, else to stdout unless stdout carries the JSON array.
   std::ostringstream csv_text;

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 
 #include "kvbm/block_manager.hpp"
 #include "kvbm/eviction.hpp"
@@ -24,8 +25,10 @@ using Policy = EvictionBackend;
 template <class Tier>
 [[nodiscard]] BlockManager<Tier> make_manager(Policy policy, std::size_t blocks,
                                               std::uint32_t block_size,
-                                              const BlockRegistry& registry) {
+                                              const BlockRegistry& registry,
+                                              std::shared_ptr<KvEventSink> events = nullptr) {
   return BlockManager<Tier>::builder()
+      .event_sink(std::move(events))
       .block_count(blocks)
       .block_size(block_size)
       .registry(registry)

@@ -108,6 +108,10 @@ nlohmann::json to_json(const ReplayReport& r) {
     j["peak_occupancy"] = r.g1.peak_occupancy;
     j["makespan_s"] = r.makespan_s;
   }
+  if (r.kv_events) {
+    j["kv_events"] = {{"events_published", r.events_published},
+                      {"batches_dropped", r.event_batches_dropped}};
+  }
   return j;
 }
 
@@ -159,6 +163,10 @@ void print_summary(std::ostream& os, const ReplayReport& r) {
         fixed(r.queue_delay_ms.max, 1) + " / " + fixed(r.queue_delay_ms.mean, 1) + " ms");
     row("peak queue length", num(r.peak_queue_length));
     row("simulated makespan", fixed(r.makespan_s, 1) + " s");
+  }
+  if (r.kv_events) {
+    row("KV events published", num(r.events_published));
+    row("KV event batches dropped", num(r.event_batches_dropped));
   }
   row("replay wall time", fixed(r.wall_seconds, 3) + " s");
 }

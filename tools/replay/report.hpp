@@ -59,6 +59,13 @@ struct ReplayReport {
 
   double wall_seconds = 0;  ///< how long the replay itself took
 
+  // KV events (--kv-events): filled by the caller from the publisher's stats
+  bool kv_events = false;
+  std::uint64_t events_published = 0;
+  std::uint64_t event_batches_dropped = 0;
+  /// --cache-dump: wire hashes of every block matchable in G1 at the end, ascending.
+  std::vector<std::uint64_t> cache_dump;
+
   [[nodiscard]] double hit_rate() const noexcept;     ///< G1 hits / blocks_requested
   [[nodiscard]] double g2_hit_rate() const noexcept;  ///< G2 hits / blocks_requested
   [[nodiscard]] double total_hit_rate() const noexcept;

@@ -39,6 +39,7 @@
 #include "replay/checked.hpp"
 #include "replay/hash_mapping.hpp"
 #include "replay/simulate.hpp"
+#include "replay/synthetic_tokens.hpp"  // wire_hashes_sorted
 
 namespace kvbm::replay {
 
@@ -136,7 +137,8 @@ class ServeSimulator {
         config_{config},
         mapper_{config.block_size, config.salt},
         registry_{make_registry({config.policy, config.g2_policy.value_or(config.policy)})},
-        g1_{make_manager<G1>(config.policy, config.g1_blocks, config.block_size, registry_)} {
+        g1_{make_manager<G1>(config.policy, config.g1_blocks, config.block_size, registry_,
+                             config.event_sink)} {
     // Written so that NaN fails too: the rates divide every simulated time.
     const auto positive_finite = [](double v) { return v > 0 && std::isfinite(v); };
     if (!positive_finite(config.prefill_tokens_per_s) ||
@@ -154,7 +156,7 @@ class ServeSimulator {
     if (config.salt != 0) keys_.set_cache_salt(std::to_string(config.salt));
     if (config.g2_blocks != 0) {
       g2_.emplace(make_manager<G2>(config.g2_policy.value_or(config.policy), config.g2_blocks,
-                                   config.block_size, registry_));
+                                   config.block_size, registry_, config.event_sink));
       if (config.copy_bytes_per_block != 0) {
         transfers_ = std::make_unique<HostTransfers>(g1_.id(), config.g1_blocks, g2_->id(),
                                                      config.g2_blocks, config.copy_bytes_per_block);
@@ -227,6 +229,7 @@ class ServeSimulator {
     }
     report_.queue_delay_ms = percentiles(queue_delays_ms_);
     report_.makespan_s = (last_event - first_arrival) / 1000.0;
+    if (config_.cache_dump) report_.cache_dump = wire_hashes_sorted(g1_.matchable_hashes());
     report_.wall_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return report_;
@@ -363,7 +366,9 @@ class ServeSimulator {
     const bool final_chunk =
         seq.prefill_position() + seq.state().num_tokens >= seq.prefill_target();
     const bool sample = final_chunk && seq.remaining_tokens() != 0;
+    const std::size_t computed_before = seq.kv_position();
     seq.apply_prefill(sample ? std::optional<std::uint32_t>(next_token_++) : std::nullopt, g1_);
+    note_tokens(seq, computed_before);
     if (!final_chunk) {
       schedule_chunk(event.request, state, event.time_ms, 0);
       return;
@@ -406,7 +411,9 @@ class ServeSimulator {
     const std::size_t allocated = seq.state().blocks_allocated;
     report_.decode_blocks += allocated;
     took_blocks(state, allocated);
+    const std::size_t computed_before = seq.kv_position();
     (void)seq.apply_decode(next_token_++, g1_);
+    note_tokens(seq, computed_before);
     next_decode_or_finish(event.request, state);
   }
 
@@ -451,6 +458,13 @@ class ServeSimulator {
     }
     const std::vector<SequenceHash> evicted = std::move(pending_evictions_);
     pending_evictions_.clear();
+    // Evicted from G1: their tokens are needed once more (staging the G2 copy), then forgotten.
+    std::unordered_map<SequenceHash, std::vector<Token>> evicted_tokens;
+    for (const SequenceHash& hash : evicted) {
+      if (auto node = g1_tokens_.extract(hash)) {
+        evicted_tokens.emplace(hash, std::move(node.mapped()));
+      }
+    }
     const auto present = registry_.check_presence<G2>(evicted);
     std::vector<SequenceHash> to_copy;
     for (std::size_t i = 0; i < evicted.size(); ++i) {
@@ -471,7 +485,7 @@ class ServeSimulator {
     std::vector<CompleteBlock<G2>> staged;
     staged.reserve(room);
     for (std::size_t i = 0; i < room; ++i) {
-      staged.push_back(std::move((*slots)[i]).stage(copied[i], config_.block_size));
+      staged.push_back(stage_g2(std::move((*slots)[i]), copied[i], evicted_tokens));
     }
     auto registered = g2_->register_blocks(std::move(staged));
     report_.offload_blocks += room;
@@ -494,12 +508,41 @@ class ServeSimulator {
       const auto g2_ids = ids_of(source);
       transfers_->onboard(g2_ids, std::span(pages).subspan(first, source.size()));
     }
+    const std::size_t computed_before = seq.kv_position();
     seq.apply_prefill(std::nullopt, g1_);
+    note_tokens(seq, computed_before);
     report_.onboard_blocks += source.size();
     accumulate<std::uint64_t>(
         report_.onboard_bytes,
         mul_or_throw<std::uint64_t>(source.size(), block_bytes_, "onboard bytes"),
         "onboard bytes (lower --kv-bytes-per-token)");
+  }
+
+  // G1 blocks are completed by their sequence from its (synthesized) prompt and sampled tokens.
+  // With an event sink and G2, the tokens of every block registered in G1 are kept until the
+  // block is evicted, so its G2 copy's stored event carries the same token ids (a router keys
+  // blocks by tokens). Bounded by the G1 pool: entries leave on eviction.
+  void note_tokens(const Sequence& seq, std::size_t computed_before) {
+    if (!config_.event_sink || !g2_) return;
+    const std::size_t bs = config_.block_size;
+    const auto hashes = seq.sequence_hashes();
+    const auto tokens = seq.tokens();
+    const std::size_t end = std::min(seq.kv_position() / bs, hashes.size());
+    for (std::size_t i = computed_before / bs; i < end; ++i) {
+      g1_tokens_.try_emplace(hashes[i], tokens.begin() + static_cast<std::ptrdiff_t>(i * bs),
+                             tokens.begin() + static_cast<std::ptrdiff_t>((i + 1) * bs));
+    }
+  }
+
+  CompleteBlock<G2> stage_g2(MutableBlock<G2>&& block, const SequenceHash& hash,
+                             std::unordered_map<SequenceHash, std::vector<Token>>& tokens) {
+    if (config_.event_sink) {
+      if (auto it = tokens.find(hash); it != tokens.end()) {
+        return std::move(block).complete(
+            TokenBlock(std::move(it->second), hash.position(), 0, hash));
+      }
+    }
+    return std::move(block).stage(hash, config_.block_size);
   }
 
   void note_occupancy() {
@@ -515,6 +558,7 @@ class ServeSimulator {
   BlockManager<G1> g1_;
   std::optional<BlockManager<G2>> g2_;
   std::unique_ptr<HostTransfers> transfers_;
+  std::unordered_map<SequenceHash, std::vector<Token>> g1_tokens_;
   std::uint64_t block_bytes_ = 0;
 
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;

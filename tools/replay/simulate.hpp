@@ -18,8 +18,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 
+#include "kvbm/kv_events.hpp"
 #include "replay/policy.hpp"
 #include "replay/report.hpp"
 #include "replay/trace.hpp"
@@ -56,6 +58,12 @@ struct ReplayConfig {
   /// Admission reserves each request's whole decode footprint, so decode never preempts. false:
   /// only the prompt is reserved and a decode step that cannot get a block preempts.
   bool reserve_decode = true;
+
+  /// KV events: attached to G1 (medium "GPU") and G2 ("CPU"). With a sink, blocks are completed
+  /// from synthetic TokenBlocks (replay/synthetic_tokens.hpp); results do not change.
+  std::shared_ptr<KvEventSink> event_sink;
+  /// Fill ReplayReport::cache_dump with the wire hash of every block matchable in G1 at the end.
+  bool cache_dump = false;
 };
 
 /// Called every few hundred requests with (done, total).

@@ -41,6 +41,7 @@ namespace kvbm::detail {
 
 class RegistryEntry;
 struct StoreState;
+struct EventSettings;
 }
 #include "kvbm/eviction.hpp"
 namespace kvbm::detail {
@@ -73,6 +74,7 @@ struct StoreConfig {
   bool default_reset_on_release = false;
   const void* tier_key = nullptr;
   const char* tier_name = "";
+  const EventSettings* events = nullptr;  ///< null: no event sink (costs nothing)
 };
 
 /// Live metrics (the fields of KVBM_METRICS); relaxed atomics, read through snapshot().
@@ -166,6 +168,8 @@ class BlockStore {
   /// Attaches `fence` to the slot: it is not handed out again until the fence is ready.
   void add_fence(BlockId id, Fence fence);
   void stage(BlockId id, const SequenceHash& hash) noexcept;    // Mutable -> Staged
+  /// Same, keeping the block's token ids for its Stored event when the sink wants them.
+  void stage(BlockId id, const SequenceHash& hash, std::span<const std::uint32_t> tokens) noexcept;
   void unstage(BlockId id) noexcept;                             // Staged -> Mutable
   void release_mutable(BlockId id) noexcept;                     // Mutable -> Reset, unref
   void release_staged(BlockId id) noexcept;                      // Staged -> Reset, unref
@@ -186,6 +190,8 @@ class BlockStore {
   void set_reset_on_release(BlockId id, std::uint32_t generation, bool value) noexcept;
   /// Drains the inactive pool into the free list; returns how many were drained.
   std::size_t reset_inactive_pool();
+  /// Calls `fn` with every matchable hash (Primary or Inactive), under the lock; O(pool).
+  void for_each_matchable(FunctionRef<void(const SequenceHash&)> fn) const;
   /// free + inactive, read under one lock.
   [[nodiscard]] std::size_t available_blocks() const;
 

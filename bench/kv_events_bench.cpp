@@ -1,0 +1,158 @@
+// bench/kv_events_bench.cpp — what an event sink costs the manager, in the same run.
+//
+//   events/lifecycle/<sink>/batch      allocate -> complete(TokenBlock) -> register -> drop with
+//                                      evict-on-reset: one Stored + one Removed per block
+//   events/eviction_heavy/<sink>/batch the same on a full cache: every allocation evicts
+//   events/match_active/<sink>/32      full-prefix match of a held chain (reports nothing)
+//   events/match_inactive/<sink>/32    match that revives a cached chain + the drop (nothing)
+// <sink>: none (no sink: the baseline, and each label names it as the floor), callback (a
+// counting CallbackEventSink that wants tokens), batching (BatchingEventSink over the same).
+// Ratios sink/none at batch 32 are the target (<= 1.2x).
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "kvbm/kvbm.hpp"
+#include "kvbm/kv_events.hpp"
+
+namespace {
+
+using Manager = kvbm::BlockManager<kvbm::G1>;
+using Immutable = kvbm::ImmutableBlock<kvbm::G1>;
+using Complete = kvbm::CompleteBlock<kvbm::G1>;
+constexpr std::uint32_t kBlockSize = 16;
+
+enum class Sink { None, Callback, Batching };
+const char* name(Sink s) {
+  return s == Sink::None ? "none" : s == Sink::Callback ? "callback" : "batching";
+}
+
+// One pool delivers serially, so a consumer of one pool needs no atomics: a plain counter per sink.
+std::shared_ptr<kvbm::KvEventSink> make_sink(Sink s) {
+  if (s == Sink::None) return nullptr;
+  auto count = std::make_shared<std::uint64_t>(0);
+  auto counting = std::make_shared<kvbm::CallbackEventSink>([count](const kvbm::KvEventView& v) {
+    *count += v.records.size();
+    benchmark::DoNotOptimize(*count);
+  });
+  if (s == Sink::Callback) return counting;
+  return std::make_shared<kvbm::BatchingEventSink>(counting);
+}
+
+Manager make_manager(Sink s, std::size_t blocks, bool reset_on_release) {
+  return Manager::builder()
+      .block_count(blocks)
+      .block_size(kBlockSize)
+      .registry(kvbm::BlockRegistry::builder().build())
+      .default_reset_on_release(reset_on_release)
+      .lru_backend()
+      .event_sink(make_sink(s))
+      .build();
+}
+
+std::vector<kvbm::TokenBlock> chain(std::size_t n, kvbm::Token start) {
+  std::vector<kvbm::Token> tokens(n * kBlockSize);
+  std::iota(tokens.begin(), tokens.end(), start);
+  return kvbm::TokenBlockSequence(std::move(tokens), kBlockSize, 1337).blocks();
+}
+
+void label(benchmark::State& state, const std::string& workload, Sink s) {
+  (void)s;  // every variant, the baseline included, names the no-sink run as its floor
+  state.SetLabel("events/" + workload + "/none/" + std::to_string(state.range(0)));
+}
+
+void run_lifecycle(benchmark::State& state, Manager& manager, const std::vector<kvbm::TokenBlock>& blocks,
+                   std::size_t batch, std::size_t& next) {
+  std::vector<Complete> staged;
+  staged.reserve(batch);
+  for (auto _ : state) {
+    auto fresh = manager.allocate_blocks(batch);
+    for (auto& block : *fresh) {
+      staged.push_back(std::move(block).complete(blocks[next]));
+      next = (next + 1) % blocks.size();
+    }
+    auto registered = manager.register_blocks(std::move(staged));
+    staged.clear();
+    while (!registered.empty()) registered.pop_back();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch));
+}
+
+void lifecycle(benchmark::State& state, Sink s) {
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  label(state, "lifecycle", s);
+  auto manager = make_manager(s, 4 * batch, /*reset_on_release=*/true);
+  const auto blocks = chain(batch, 0);  // freed on release, so the same hashes recur
+  std::size_t next = 0;
+  run_lifecycle(state, manager, blocks, batch, next);
+}
+
+void eviction_heavy(benchmark::State& state, Sink s) {
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  label(state, "eviction_heavy", s);
+  constexpr std::size_t kPool = 1024;
+  auto manager = make_manager(s, kPool, /*reset_on_release=*/false);
+  // Distinct hashes: 2x the pool, cycled, so every allocation evicts and every register stores.
+  const auto blocks = chain(2 * kPool + batch, 7);
+  std::size_t next = 0;
+  run_lifecycle(state, manager, blocks, batch, next);
+}
+
+std::vector<Immutable> register_all(Manager& m, const std::vector<kvbm::TokenBlock>& blocks) {
+  auto fresh = m.allocate_blocks(blocks.size());
+  std::vector<Complete> staged;
+  for (std::size_t i = 0; i < blocks.size(); ++i) staged.push_back(std::move((*fresh)[i]).complete(blocks[i]));
+  return m.register_blocks(std::move(staged));
+}
+
+std::vector<kvbm::SequenceHash> hashes_of(const std::vector<kvbm::TokenBlock>& blocks) {
+  std::vector<kvbm::SequenceHash> out;
+  for (const auto& b : blocks) out.push_back(b.sequence_hash());
+  return out;
+}
+
+void match_active(benchmark::State& state, Sink s) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  label(state, "match_active", s);
+  auto manager = make_manager(s, 2 * n, false);
+  const auto blocks = chain(n, 0);
+  const auto held = register_all(manager, blocks);
+  const auto hashes = hashes_of(blocks);
+  for (auto _ : state) {
+    auto matched = manager.match_blocks(hashes);
+    benchmark::DoNotOptimize(matched.data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+
+void match_inactive(benchmark::State& state, Sink s) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  label(state, "match_inactive", s);
+  auto manager = make_manager(s, 2 * n, false);
+  const auto blocks = chain(n, 0);
+  { auto held = register_all(manager, blocks); while (!held.empty()) held.pop_back(); }
+  const auto hashes = hashes_of(blocks);
+  for (auto _ : state) {
+    auto matched = manager.match_blocks(hashes);
+    benchmark::DoNotOptimize(matched.data());
+    while (!matched.empty()) matched.pop_back();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+
+const bool registered = [] {
+  for (Sink s : {Sink::None, Sink::Callback, Sink::Batching}) {
+    const std::string sink = name(s);
+    benchmark::RegisterBenchmark(("events/lifecycle/" + sink).c_str(), lifecycle, s)->Arg(1)->Arg(32);
+    benchmark::RegisterBenchmark(("events/eviction_heavy/" + sink).c_str(), eviction_heavy, s)->Arg(32);
+    benchmark::RegisterBenchmark(("events/match_active/" + sink).c_str(), match_active, s)->Arg(32);
+    benchmark::RegisterBenchmark(("events/match_inactive/" + sink).c_str(), match_inactive, s)->Arg(32);
+  }
+  return true;
+}();
+
+}  // namespace

@@ -1,0 +1,140 @@
+// The event side of a BlockStore: records under the pool lock, delivery after it.
+#include "store_events.hpp"
+
+#include <algorithm>
+#include <bit>
+
+namespace kvbm::detail {
+
+StoreEvents::StoreEvents(const EventSettings& settings, ManagerId manager,
+                         std::size_t block_count, std::uint32_t block_size)
+    : sink_{settings.sink},
+      policy_{settings.policy},
+      want_tokens_{settings.sink->wants_tokens()},
+      block_size_{block_size} {
+  auto source = std::make_shared<KvEventSource>();
+  source->manager = manager;
+  source->block_size = block_size;
+  source->medium = settings.medium;
+  source_ = std::move(source);
+  if (want_tokens_) {
+    slot_tokens_.resize(block_count * block_size);
+    slot_has_tokens_.resize(block_count);
+  }
+  pending_.reserve(256);
+  out_.reserve(256);
+  if (want_tokens_) {
+    pending_tokens_.reserve(256 * block_size);
+    out_tokens_.reserve(256 * block_size);
+  }
+}
+
+bool StoreEvents::reports(const SequenceHash& hash) const noexcept {
+  if (policy_ == KvEventPolicy::All) return true;
+  const std::uint32_t p = hash.position();
+  return p >= 16 && p <= 65536 && std::has_single_bit(p);
+}
+
+void StoreEvents::stage_tokens(BlockId id, std::span<const Token> tokens) noexcept {
+  if (!want_tokens_) return;
+  if (tokens.size() != block_size_) {  // complete() checked it; keep the arena in bounds anyway
+    slot_has_tokens_[id] = 0;
+    return;
+  }
+  std::copy(tokens.begin(), tokens.end(),
+            slot_tokens_.begin() + static_cast<std::ptrdiff_t>(std::size_t{id} * block_size_));
+  slot_has_tokens_[id] = 1;
+}
+
+void StoreEvents::stored(BlockId id, const SequenceHash& hash) {
+  if (!reports(hash)) return;
+  KvEventRecord record;
+  record.kind = KvEventKind::Stored;
+  record.hash = hash;  // wire hashes are filled after the lock (flush_out)
+  if (want_tokens_ && slot_has_tokens_[id] != 0) {
+    record.token_offset = static_cast<std::uint32_t>(pending_tokens_.size());
+    record.token_count = block_size_;
+    const auto first = slot_tokens_.begin() + static_cast<std::ptrdiff_t>(std::size_t{id} * block_size_);
+    pending_tokens_.insert(pending_tokens_.end(), first, first + block_size_);
+  }
+  pending_.push_back(record);
+}
+
+void StoreEvents::removed(const SequenceHash& hash) {
+  if (!reports(hash)) return;
+  KvEventRecord record;
+  record.kind = KvEventKind::Removed;
+  record.hash = hash;
+  pending_.push_back(record);
+}
+
+void StoreEvents::collapse_to_cleared(std::size_t first) {
+  pending_.resize(std::min(first, pending_.size()));
+  cleared();
+}
+
+void StoreEvents::cleared() {
+  KvEventRecord record;
+  record.kind = KvEventKind::Cleared;
+  pending_.push_back(record);
+}
+
+void StoreEvents::swap_out() noexcept {
+  pending_.swap(out_);
+  pending_tokens_.swap(out_tokens_);
+  has_pending_.store(false, std::memory_order_relaxed);  // written only under the pool lock
+}
+
+bool StoreEvents::claim_locked() noexcept {
+  if (pending_.empty()) return false;
+  if (!delivering_.exchange(true, std::memory_order_seq_cst)) {
+    swap_out();
+    return true;
+  }
+  // The claimant re-reads has_pending after releasing its claim, and our EventFlush retries the
+  // claim after the unlock: between them the records are never stranded.
+  has_pending_.store(true, std::memory_order_seq_cst);
+  return false;
+}
+
+void StoreEvents::flush_out() noexcept {
+  if (!out_.empty()) {
+    for (KvEventRecord& record : out_) {  // outside the pool lock
+      if (record.kind == KvEventKind::Cleared) continue;
+      const std::uint32_t position = record.hash.position();
+      record.block_hash =
+          wire_of(position, record.hash.fragment_for_child_position(position + 1));
+      if (record.kind == KvEventKind::Stored && position != 0) {
+        record.parent_hash = wire_of(position - 1, record.hash.parent_fragment());
+        record.has_parent = true;
+      }
+    }
+    try {
+      sink_->on_events(KvEventView{source_, out_, out_tokens_});
+    } catch (...) {  // the contract forbids throwing; a pool transition cannot fail for it
+    }
+  }
+  out_.clear();
+  out_tokens_.clear();
+}
+
+void StoreEvents::deliver(bool claimed, std::mutex& mutex) noexcept {
+  for (;;) {
+    if (!claimed) {
+      if (!has_pending_.load(std::memory_order_seq_cst)) return;
+      if (delivering_.exchange(true, std::memory_order_seq_cst)) return;  // the claimant will
+      std::lock_guard lock{mutex};
+      swap_out();
+    }
+    for (;;) {
+      flush_out();
+      if (!has_pending_.load(std::memory_order_seq_cst)) break;
+      std::lock_guard lock{mutex};
+      swap_out();
+    }
+    delivering_.store(false, std::memory_order_seq_cst);
+    claimed = false;  // re-check: a record may have arrived after the last look
+  }
+}
+
+}  // namespace kvbm::detail

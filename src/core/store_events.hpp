@@ -1,0 +1,107 @@
+// src/core/store_events.hpp — the event side of one BlockStore (internal).
+//
+// Records are appended under the pool mutex into `pending` (reused; no allocation per event once
+// warm). Handoff: the thread that leaves the pool lock with records pending claims delivery (one
+// atomic exchange, still under the lock) and swaps `pending` with `out` (three pointers each);
+// after unlocking it hands `out` to the sink, then loops while more records arrived. A thread
+// that finds delivery claimed leaves its records to the claimant, so the sink sees one pool's
+// records serially and in state order, and no thread ever waits for a slow sink but the one
+// delivering. Lost-wakeup freedom: a thread that fails to claim sets has_pending (seq_cst, under
+// the lock) and retries the claim after unlocking; the claimant clears `delivering` (seq_cst)
+// before re-reading has_pending, so one of the two always sees the other. The uncontended path
+// costs one exchange and one store per locked section, not per record; wire hashes are computed
+// after the lock is released.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "kvbm/kv_events.hpp"
+
+namespace kvbm::detail {
+
+class StoreEvents {
+ public:
+  StoreEvents(const EventSettings& settings, ManagerId manager, std::size_t block_count,
+              std::uint32_t block_size);
+
+  // ---- under the pool mutex ----
+  void stage_tokens(BlockId id, std::span<const Token> tokens) noexcept;
+  void forget_tokens(BlockId id) noexcept {
+    if (want_tokens_) slot_has_tokens_[id] = 0;
+  }
+  void stored(BlockId id, const SequenceHash& hash);
+  void removed(const SequenceHash& hash);
+  /// Replaces every record from index `first` on (removals of one drain) by one Cleared.
+  void collapse_to_cleared(std::size_t first);
+  void cleared();
+  [[nodiscard]] std::size_t pending_size() const noexcept { return pending_.size(); }
+  /// Claims delivery and takes the pending records if nobody is delivering; true if claimed.
+  bool claim_locked() noexcept;
+
+  // ---- after the pool mutex is released ----
+  /// Delivers what a claim took, then anything that arrived meanwhile; if `claimed` is false,
+  /// tries to claim (taking `mutex` briefly) only when records are pending.
+  void deliver(bool claimed, std::mutex& mutex) noexcept;
+
+ private:
+  [[nodiscard]] bool reports(const SequenceHash& hash) const noexcept;
+  void swap_out() noexcept;
+  void flush_out() noexcept;
+
+  std::shared_ptr<KvEventSink> sink_;
+  std::shared_ptr<const KvEventSource> source_;
+  KvEventPolicy policy_;
+  bool want_tokens_;
+  std::uint32_t block_size_;
+  std::vector<Token> slot_tokens_;         // block_count * block_size, when tokens are wanted
+  std::vector<std::uint8_t> slot_has_tokens_;
+
+  std::vector<KvEventRecord> pending_;     // guarded by the pool mutex
+  std::vector<Token> pending_tokens_;
+  std::vector<KvEventRecord> out_;         // owned by the claimant
+  std::vector<Token> out_tokens_;
+  std::atomic<bool> has_pending_{false};
+  std::atomic<bool> delivering_{false};
+};
+
+/// Declared before the pool lock in every transition: delivers after the lock is released.
+struct EventFlush {
+  StoreEvents* events;
+  std::mutex& mutex;
+  bool claimed = false;
+  EventFlush(StoreEvents* e, std::mutex& m) noexcept : events{e}, mutex{m} {}
+  EventFlush(const EventFlush&) = delete;
+  EventFlush& operator=(const EventFlush&) = delete;
+  ~EventFlush() {
+    if (events != nullptr) events->deliver(claimed, mutex);
+  }
+};
+
+/// The pool lock of a transition: on unlock (explicit or at scope end) it first claims the
+/// pending records, so the common case needs no second lock acquisition to deliver them.
+class StoreLock {
+ public:
+  StoreLock(std::mutex& mutex, EventFlush& flush) : mutex_{mutex}, flush_{flush} { mutex_.lock(); }
+  StoreLock(const StoreLock&) = delete;
+  StoreLock& operator=(const StoreLock&) = delete;
+  ~StoreLock() {
+    if (owns_) unlock();
+  }
+  void unlock() noexcept {
+    if (flush_.events != nullptr && !flush_.claimed) flush_.claimed = flush_.events->claim_locked();
+    owns_ = false;
+    mutex_.unlock();
+  }
+
+ private:
+  std::mutex& mutex_;
+  EventFlush& flush_;
+  bool owns_ = true;
+};
+
+}  // namespace kvbm::detail

@@ -1,0 +1,434 @@
+// The vLLM-compatible ZeroMQ publisher (kvbm/events/zmq_publisher.hpp).
+#include "kvbm/events/zmq_publisher.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <msgpack.hpp>
+#include <zmq.hpp>
+
+namespace kvbm {
+
+bool kv_events_binds(const std::string& endpoint) {
+  return endpoint.find('*') != std::string::npos || endpoint.find("::") != std::string::npos ||
+         endpoint.starts_with("ipc://") || endpoint.starts_with("inproc://");
+}
+
+std::string kv_events_offset_endpoint(const std::string& endpoint, int rank) {
+  if (endpoint.find("inproc") != std::string::npos) {
+    return endpoint + "_dp" + std::to_string(rank);
+  }
+  if (endpoint.find("tcp") != std::string::npos) {
+    const auto colon = endpoint.rfind(':');
+    if (colon == std::string::npos || colon + 1 >= endpoint.size()) return endpoint;
+    int port = 0;
+    try {
+      port = std::stoi(endpoint.substr(colon + 1));
+    } catch (const std::exception&) {
+      throw KvEventsError("kv events: endpoint '" + endpoint + "' has no numeric port");
+    }
+    return endpoint.substr(0, colon + 1) + std::to_string(port + rank);
+  }
+  return endpoint;
+}
+
+namespace {
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+void pack_str(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<std::uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+void pack_opt_str(Packer& pk, const std::optional<std::string>& s) {
+  if (s) {
+    pack_str(pk, *s);
+  } else {
+    pk.pack_nil();
+  }
+}
+
+std::array<char, 8> big_endian(std::uint64_t v) {
+  std::array<char, 8> out{};
+  for (int i = 7; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xFF);
+    v >>= 8;
+  }
+  return out;
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+struct MirrorBlock {
+  std::optional<std::uint64_t> parent;
+  std::uint32_t position = 0;
+  std::vector<Token> tokens;
+};
+struct Mirror {
+  std::shared_ptr<const KvEventSource> source;
+  std::unordered_map<std::uint64_t, MirrorBlock> blocks;
+};
+
+}  // namespace
+
+struct ZmqEventPublisher::Impl {
+  KvEventsConfig config;
+  std::string endpoint, replay_endpoint;
+  zmq::context_t context{1};
+  zmq::socket_t pub{context, zmq::socket_type::pub};
+  std::optional<zmq::socket_t> router;
+
+  // Shared with the callers of on_events.
+  mutable std::mutex mutex;
+  std::condition_variable wake, done;
+  KvEventBuffer incoming;
+  std::chrono::steady_clock::time_point oldest{};
+  std::uint64_t received = 0, delivered = 0;
+  bool flush_requested = false, stop = false;
+  Stats stats;
+
+  // Publisher thread only.
+  std::uint64_t next_seq = 0;
+  std::deque<std::pair<std::uint64_t, std::string>> replay_buffer;
+  std::unordered_map<const KvEventSource*, Mirror> mirrors;
+  msgpack::sbuffer events_buf;
+  std::size_t events_in_batch = 0;
+  std::size_t records_in_batch = 0;
+  std::vector<std::uint64_t> removed_run;
+  std::shared_ptr<const KvEventSource> removed_source;
+  std::thread thread;
+
+  explicit Impl(KvEventsConfig c) : config{std::move(c)} {
+    endpoint = kv_events_offset_endpoint(config.endpoint, config.data_parallel_rank);
+    pub.set(zmq::sockopt::sndhwm, config.hwm);
+    pub.set(zmq::sockopt::linger, config.linger_ms);
+    attach(pub, endpoint);
+    if (endpoint.find(":0") != std::string::npos || endpoint.find('*') != std::string::npos) {
+      endpoint = pub.get(zmq::sockopt::last_endpoint);
+    }
+    if (!config.replay_endpoint.empty()) {
+      replay_endpoint = kv_events_offset_endpoint(config.replay_endpoint, config.data_parallel_rank);
+      router.emplace(context, zmq::socket_type::router);
+      router->set(zmq::sockopt::linger, 0);
+      attach(*router, replay_endpoint);
+      if (replay_endpoint.find('*') != std::string::npos) {
+        replay_endpoint = router->get(zmq::sockopt::last_endpoint);
+      }
+    }
+    if (config.batching.max_events == 0) config.batching.max_events = 1;
+  }
+
+  static void attach(zmq::socket_t& socket, const std::string& where) {
+    try {
+      if (kv_events_binds(where)) {
+        socket.bind(where);
+      } else {
+        socket.connect(where);
+      }
+    } catch (const zmq::error_t& e) {
+      throw KvEventsError("kv events: cannot " + std::string(kv_events_binds(where) ? "bind" : "connect") +
+                          " '" + where + "': " + e.what());
+    }
+  }
+
+  // ---- encoding (publisher thread) ----
+  void pack_stored(Packer& pk, std::uint64_t hash, const std::optional<std::uint64_t>& parent,
+                   std::span<const Token> tokens, const KvEventSource& source) {
+    pk.pack_map(8);
+    pack_str(pk, "type");
+    pack_str(pk, "BlockStored");
+    pack_str(pk, "block_hashes");
+    pk.pack_array(1);
+    pk.pack_uint64(hash);
+    pack_str(pk, "parent_block_hash");
+    if (parent) {
+      pk.pack_uint64(*parent);
+    } else {
+      pk.pack_nil();
+    }
+    pack_str(pk, "token_ids");
+    pk.pack_array(static_cast<std::uint32_t>(tokens.size()));
+    for (const Token t : tokens) pk.pack_uint32(t);
+    pack_str(pk, "block_size");
+    pk.pack_uint32(source.block_size);
+    pack_str(pk, "lora_id");
+    pk.pack_nil();
+    pack_str(pk, "medium");
+    pack_opt_str(pk, source.medium);
+    pack_str(pk, "lora_name");
+    pack_opt_str(pk, source.lora_name);
+  }
+  static void pack_removed(Packer& pk, std::span<const std::uint64_t> hashes,
+                           const KvEventSource& source) {
+    pk.pack_map(3);
+    pack_str(pk, "type");
+    pack_str(pk, "BlockRemoved");
+    pack_str(pk, "block_hashes");
+    pk.pack_array(static_cast<std::uint32_t>(hashes.size()));
+    for (const auto h : hashes) pk.pack_uint64(h);
+    pack_str(pk, "medium");
+    pack_opt_str(pk, source.medium);
+  }
+  static void pack_cleared(Packer& pk) {
+    pk.pack_map(1);
+    pack_str(pk, "type");
+    pack_str(pk, "AllBlocksCleared");
+  }
+
+  std::string payload_of(const msgpack::sbuffer& events, std::size_t count) const {
+    msgpack::sbuffer out;
+    Packer pk(&out);
+    pk.pack_array(3);
+    pk.pack_double(now_seconds());
+    pk.pack_array(static_cast<std::uint32_t>(count));
+    out.write(events.data(), events.size());
+    pk.pack_int(config.data_parallel_rank);
+    return std::string(out.data(), out.size());
+  }
+
+  void end_removed_run() {
+    if (removed_run.empty()) return;
+    Packer pk(&events_buf);
+    pack_removed(pk, removed_run, *removed_source);
+    ++events_in_batch;
+    removed_run.clear();
+    removed_source.reset();
+  }
+
+  void send_batch() {
+    end_removed_run();
+    if (events_in_batch == 0) return;
+    const std::string payload = payload_of(events_buf, events_in_batch);
+    const std::uint64_t seq = next_seq++;
+    const auto seq_bytes = big_endian(seq);
+    try {
+      pub.send(zmq::buffer(config.topic), zmq::send_flags::sndmore);
+      pub.send(zmq::buffer(seq_bytes), zmq::send_flags::sndmore);
+      pub.send(zmq::buffer(payload), zmq::send_flags::none);
+    } catch (const zmq::error_t&) {  // a PUB socket drops on HWM; a send error loses one batch
+    }
+    replay_buffer.emplace_back(seq, payload);
+    while (replay_buffer.size() > config.buffer_steps) replay_buffer.pop_front();
+    {
+      std::lock_guard lock{mutex};
+      stats.batches_published += 1;
+      stats.events_published += records_in_batch;
+    }
+    events_buf.clear();
+    events_in_batch = 0;
+    records_in_batch = 0;
+  }
+
+  void publish(const KvEventView& view) {
+    Mirror& mirror = mirrors[view.source.get()];
+    if (!mirror.source) mirror.source = view.source;
+    for (const KvEventRecord& r : view.records) {
+      if (records_in_batch >= config.batching.max_events) send_batch();
+      ++records_in_batch;
+      if (r.kind != KvEventKind::Removed || removed_source.get() != view.source.get()) end_removed_run();
+      switch (r.kind) {
+        case KvEventKind::Stored: {
+          const auto tokens = view.token_ids(r);
+          Packer pk(&events_buf);
+          pack_stored(pk, r.block_hash, r.parent(), tokens, *view.source);
+          ++events_in_batch;
+          mirror.blocks[r.block_hash] =
+              MirrorBlock{r.parent(), r.position(), std::vector<Token>(tokens.begin(), tokens.end())};
+          break;
+        }
+        case KvEventKind::Removed:
+          removed_source = view.source;
+          removed_run.push_back(r.block_hash);
+          mirror.blocks.erase(r.block_hash);
+          break;
+        case KvEventKind::Cleared: {
+          const bool others_hold = std::any_of(mirrors.begin(), mirrors.end(), [&](const auto& m) {
+            return m.first != view.source.get() && !m.second.blocks.empty();
+          });
+          Packer pk(&events_buf);
+          if (others_hold) {
+            std::vector<std::uint64_t> hashes;
+            for (const auto& [h, b] : mirror.blocks) hashes.push_back(h);
+            std::sort(hashes.begin(), hashes.end());
+            if (!hashes.empty()) {
+              pack_removed(pk, hashes, *view.source);
+              ++events_in_batch;
+            }
+          } else {
+            pack_cleared(pk);
+            ++events_in_batch;
+          }
+          mirror.blocks.clear();
+          break;
+        }
+      }
+    }
+  }
+
+  // ---- replay (publisher thread) ----
+  std::string snapshot_payload() const {
+    struct Entry {
+      std::uint32_t position;
+      std::uint64_t hash;
+      const MirrorBlock* block;
+      const KvEventSource* source;
+    };
+    std::vector<Entry> entries;
+    for (const auto& [key, mirror] : mirrors) {
+      for (const auto& [h, b] : mirror.blocks) entries.push_back({b.position, h, &b, mirror.source.get()});
+    }
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+      return a.position != b.position ? a.position < b.position : a.hash < b.hash;
+    });
+    msgpack::sbuffer events;
+    Packer pk(&events);
+    pack_cleared(pk);
+    for (const Entry& e : entries) {
+      const_cast<Impl*>(this)->pack_stored(pk, e.hash, e.block->parent, e.block->tokens, *e.source);
+    }
+    return payload_of(events, entries.size() + 1);
+  }
+
+  void answer_replays() {
+    if (!router) return;
+    for (;;) {
+      std::vector<zmq::message_t> parts;
+      zmq::message_t part;
+      if (!router->recv(part, zmq::recv_flags::dontwait)) return;
+      parts.push_back(std::move(part));
+      while (parts.back().more()) {
+        zmq::message_t next;
+        (void)router->recv(next, zmq::recv_flags::none);
+        parts.push_back(std::move(next));
+      }
+      if (parts.size() < 2) continue;
+      const zmq::message_t& identity = parts.front();
+      const zmq::message_t& body = parts.back();
+      auto reply = [&](const std::array<char, 8>& seq, std::string_view payload) {
+        router->send(zmq::buffer(identity.data(), identity.size()), zmq::send_flags::sndmore);
+        router->send(zmq::message_t{}, zmq::send_flags::sndmore);
+        router->send(zmq::buffer(seq), zmq::send_flags::sndmore);
+        router->send(zmq::buffer(payload.data(), payload.size()), zmq::send_flags::none);
+      };
+      try {
+        if (body.to_string_view() == "snapshot") {  // as a start seq: 8.3e18, never reached
+          reply(big_endian(next_seq), snapshot_payload());
+        } else if (body.size() == 8) {
+          std::uint64_t start = 0;
+          for (std::size_t i = 0; i < 8; ++i) start = (start << 8) | static_cast<const unsigned char*>(body.data())[i];
+          for (const auto& [seq, payload] : replay_buffer) {
+            if (seq >= start) reply(big_endian(seq), payload);
+          }
+        }
+        reply(big_endian(~std::uint64_t{0}), {});
+      } catch (const zmq::error_t&) {  // the requester went away
+      }
+    }
+  }
+
+  // ---- the thread ----
+  void run() {
+    KvEventBuffer working;
+    const auto idle = std::chrono::milliseconds(10);
+    for (;;) {
+      std::chrono::steady_clock::duration timeout = idle;
+      {
+        std::unique_lock lock{mutex};
+        if (!incoming.empty()) {
+          timeout = std::max<std::chrono::steady_clock::duration>(
+              std::chrono::steady_clock::duration::zero(),
+              oldest + config.batching.window - std::chrono::steady_clock::now());
+        }
+        const bool urgent = stop || flush_requested || incoming.size() >= config.batching.max_events;
+        if (!urgent && !router) {
+          wake.wait_for(lock, std::min<std::chrono::steady_clock::duration>(timeout, idle));
+        }
+      }
+      if (router) {
+        zmq::pollitem_t item{router->handle(), 0, ZMQ_POLLIN, 0};
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
+        bool urgent = false;
+        {
+          std::lock_guard lock{mutex};
+          urgent = stop || flush_requested || incoming.size() >= config.batching.max_events;
+        }
+        zmq::poll(&item, 1, urgent ? std::chrono::milliseconds(0) : std::min(ms, std::chrono::milliseconds(idle)));
+        answer_replays();
+      }
+      std::unique_lock lock{mutex};
+      const bool due = stop || flush_requested || incoming.size() >= config.batching.max_events ||
+                       (!incoming.empty() &&
+                        std::chrono::steady_clock::now() - oldest >= config.batching.window);
+      if (!due) continue;
+      flush_requested = false;
+      working.swap(incoming);
+      const std::uint64_t taken = received;
+      lock.unlock();
+      working.for_each_view(config.batching.max_events, [&](const KvEventView& v) { publish(v); });
+      send_batch();
+      working.clear();
+      lock.lock();
+      delivered = taken;
+      done.notify_all();
+      if (stop && incoming.empty()) return;
+    }
+  }
+};
+
+ZmqEventPublisher::ZmqEventPublisher(KvEventsConfig config)
+    : impl_{std::make_unique<Impl>(std::move(config))} {
+  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+}
+
+ZmqEventPublisher::~ZmqEventPublisher() {
+  {
+    std::lock_guard lock{impl_->mutex};
+    impl_->stop = true;
+  }
+  impl_->wake.notify_all();
+  impl_->thread.join();
+}
+
+void ZmqEventPublisher::on_events(const KvEventView& view) {
+  bool urgent = false;
+  {
+    std::lock_guard lock{impl_->mutex};
+    if (impl_->incoming.appends() >= impl_->config.max_queue_size) {
+      impl_->stats.batches_dropped += 1;
+      impl_->stats.events_dropped += view.records.size();
+      return;
+    }
+    if (impl_->incoming.empty()) impl_->oldest = std::chrono::steady_clock::now();
+    impl_->incoming.append(view);
+    ++impl_->received;
+    urgent = impl_->incoming.size() >= impl_->config.batching.max_events;
+  }
+  if (urgent) impl_->wake.notify_one();
+}
+
+void ZmqEventPublisher::flush() {
+  std::unique_lock lock{impl_->mutex};
+  const std::uint64_t target = impl_->received;
+  impl_->flush_requested = true;
+  impl_->wake.notify_one();
+  impl_->done.wait(lock, [&] { return impl_->delivered >= target; });
+}
+
+ZmqEventPublisher::Stats ZmqEventPublisher::stats() const {
+  std::lock_guard lock{impl_->mutex};
+  return impl_->stats;
+}
+
+std::string ZmqEventPublisher::endpoint() const { return impl_->endpoint; }
+std::string ZmqEventPublisher::replay_endpoint() const { return impl_->replay_endpoint; }
+
+}  // namespace kvbm

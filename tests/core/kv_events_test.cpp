@@ -1,0 +1,444 @@
+// KV events (kvbm/kv_events.hpp): the applied stream equals the matchable set.
+//
+// Model-based: for every backend and both duplication policies, a random workload of requests
+// (match the cached prefix, allocate the rest, complete from TokenBlocks or stage by hash,
+// re-register held blocks to make duplicates / Reject hits, release tail first or drop, set
+// evict-on-reset, reset_inactive_pool) runs against a consumer that applies the events in
+// order. After every step (single thread: every step is a quiescent point) the consumer's set
+// equals matchable_hashes(); every Stored names a hash absent from the set and a parent present
+// in it; every Removed names a present hash.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/test_helpers.hpp"
+#include "kvbm/kv_events.hpp"
+
+namespace kvbm {
+namespace {
+
+/// Applies events in order and checks each against the set it holds.
+class ApplyingConsumer {
+ public:
+  void apply(const KvEventView& view) {
+    std::lock_guard lock{mutex_};
+    ++views_;
+    for (const KvEventRecord& r : view.records) {
+      switch (r.kind) {
+        case KvEventKind::Stored: {
+          ++stored_;
+          if (set_.contains(r.block_hash)) ++errors_stored_present_;
+          if (r.has_parent && !set_.contains(r.parent_hash)) ++errors_orphan_;
+          if (r.position() == 0 && r.has_parent) ++errors_orphan_;
+          if (r.block_hash != wire_hash(r.hash)) ++errors_hash_;
+          set_.emplace(r.block_hash, r.hash);
+          if (r.token_count != 0) {
+            tokens_[r.block_hash].assign(view.token_ids(r).begin(), view.token_ids(r).end());
+          }
+          break;
+        }
+        case KvEventKind::Removed:
+          ++removed_;
+          if (set_.erase(r.block_hash) == 0) ++errors_removed_absent_;
+          tokens_.erase(r.block_hash);
+          break;
+        case KvEventKind::Cleared:
+          ++cleared_;
+          set_.clear();
+          tokens_.clear();
+          break;
+      }
+    }
+  }
+  std::set<std::uint64_t> set() const {
+    std::lock_guard lock{mutex_};
+    std::set<std::uint64_t> out;
+    for (const auto& [h, s] : set_) out.insert(h);
+    return out;
+  }
+  void expect_clean() const {
+    std::lock_guard lock{mutex_};
+    EXPECT_EQ(errors_stored_present_, 0u) << "Stored for a hash already matchable";
+    EXPECT_EQ(errors_orphan_, 0u) << "Stored before its parent";
+    EXPECT_EQ(errors_removed_absent_, 0u) << "Removed for a hash not matchable";
+    EXPECT_EQ(errors_hash_, 0u);
+  }
+  std::uint64_t stored() const { std::lock_guard l{mutex_}; return stored_; }
+  std::uint64_t removed() const { std::lock_guard l{mutex_}; return removed_; }
+  std::uint64_t cleared() const { std::lock_guard l{mutex_}; return cleared_; }
+  std::uint64_t views() const { std::lock_guard l{mutex_}; return views_; }
+  std::vector<Token> tokens(std::uint64_t h) const {
+    std::lock_guard l{mutex_};
+    auto it = tokens_.find(h);
+    return it == tokens_.end() ? std::vector<Token>{} : it->second;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::uint64_t, SequenceHash> set_;
+  std::unordered_map<std::uint64_t, std::vector<Token>> tokens_;
+  std::uint64_t stored_ = 0, removed_ = 0, cleared_ = 0, views_ = 0;
+  std::uint64_t errors_stored_present_ = 0, errors_orphan_ = 0, errors_removed_absent_ = 0,
+                errors_hash_ = 0;
+};
+
+std::set<std::uint64_t> matchable_wire(const BlockManager<G1>& m) {
+  std::set<std::uint64_t> out;
+  for (const auto& h : m.matchable_hashes()) out.insert(wire_hash(h));
+  return out;
+}
+
+struct Workload {
+  std::vector<TokenBlockSequence> prompts;
+};
+
+Workload make_prompts(std::mt19937_64& rng, std::size_t count, std::size_t max_blocks) {
+  Workload w;
+  // Prompts share prefixes: each starts as a copy of an earlier one's prefix, then diverges.
+  std::vector<std::vector<Token>> tokens;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::vector<Token> t;
+    const std::size_t blocks = 1 + rng() % max_blocks;
+    if (!tokens.empty() && rng() % 3 != 0) {
+      const auto& base = tokens[rng() % tokens.size()];
+      const std::size_t keep = std::min(base.size(), (rng() % blocks) * test::kTestBlockSize);
+      t.assign(base.begin(), base.begin() + static_cast<std::ptrdiff_t>(keep));
+    }
+    while (t.size() < blocks * test::kTestBlockSize) t.push_back(static_cast<Token>(rng() % 50000));
+    tokens.push_back(t);
+    w.prompts.emplace_back(t, test::kTestBlockSize, test::kTestSalt);
+  }
+  return w;
+}
+
+void run_model(EvictionBackend backend, DuplicationPolicy policy, std::uint64_t seed) {
+  SCOPED_TRACE(std::string(to_string(backend)) + (policy == DuplicationPolicy::Allow ? " allow" : " reject") +
+               " seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  auto consumer = std::make_shared<ApplyingConsumer>();
+  auto sink = std::make_shared<CallbackEventSink>([consumer](const KvEventView& v) { consumer->apply(v); });
+  auto builder = BlockManager<G1>::builder();
+  builder.block_count(24).block_size(test::kTestBlockSize).registry(test::make_registry())
+      .duplication_policy(policy).backend(backend).event_sink(sink);
+  auto m = builder.build();
+  const Workload w = make_prompts(rng, 12, 8);
+  std::vector<std::vector<ImmutableBlock<G1>>> held;
+
+  for (int step = 0; step < 400; ++step) {
+    const auto op = rng() % 10;
+    if (op < 5) {  // a request
+      const auto& prompt = w.prompts[rng() % w.prompts.size()];
+      auto hashes = prompt.sequence_hashes();
+      auto blocks = m.match_blocks(hashes);
+      // Re-register some held blocks too: duplicates (Allow) or Reject hits, no events.
+      const std::size_t redo = blocks.empty() ? 0 : rng() % (blocks.size() + 1);
+      const std::size_t first = blocks.size() - redo;
+      auto fresh = m.allocate_blocks(hashes.size() - first);
+      if (fresh) {
+        std::vector<CompleteBlock<G1>> staged;
+        const bool by_tokens = rng() % 2 == 0;
+        for (std::size_t i = 0; i < fresh->size(); ++i) {
+          const auto& tb = prompt.blocks()[first + i];
+          staged.push_back(by_tokens ? std::move((*fresh)[i]).complete(tb)
+                                     : std::move((*fresh)[i]).stage(tb.sequence_hash(), tb.block_size()));
+        }
+        auto registered = m.register_blocks(std::move(staged));
+        for (auto& b : registered) {
+          if (rng() % 8 == 0) b.set_evict_on_reset(true);
+          blocks.push_back(std::move(b));
+        }
+      }
+      held.push_back(std::move(blocks));
+    } else if (op < 9 && !held.empty()) {  // release a request
+      const std::size_t i = rng() % held.size();
+      auto blocks = std::move(held[i]);
+      held.erase(held.begin() + static_cast<std::ptrdiff_t>(i));
+      std::reverse(blocks.begin(), blocks.end());
+      if (rng() % 2 == 0) {
+        m.release_blocks(std::move(blocks));
+      } else {
+        blocks.clear();
+      }
+    } else if (op == 9 && rng() % 3 == 0) {
+      m.reset_inactive_pool();
+    }
+    ASSERT_EQ(consumer->set(), matchable_wire(m)) << "step " << step;
+  }
+  held.clear();
+  EXPECT_EQ(consumer->set(), matchable_wire(m));
+  m.reset_inactive_pool();
+  EXPECT_TRUE(consumer->set().empty());
+  consumer->expect_clean();
+  EXPECT_GT(consumer->stored(), 0u);
+}
+
+class KvEventsModel
+    : public ::testing::TestWithParam<std::tuple<EvictionBackend, DuplicationPolicy>> {};
+
+TEST_P(KvEventsModel, AppliedStreamEqualsMatchableSet) {
+  const auto [backend, policy] = GetParam();
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) run_model(backend, policy, seed);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryBackend, KvEventsModel,
+    ::testing::Combine(::testing::ValuesIn(all_eviction_backends()),
+                       ::testing::Values(DuplicationPolicy::Allow, DuplicationPolicy::Reject)),
+    [](const auto& info) {
+      return std::string(to_string(std::get<0>(info.param))) == "multi-lru"
+                 ? std::string("multi_lru") + (std::get<1>(info.param) == DuplicationPolicy::Allow ? "_allow" : "_reject")
+                 : std::string(to_string(std::get<0>(info.param))) +
+                       (std::get<1>(info.param) == DuplicationPolicy::Allow ? "_allow" : "_reject");
+    });
+
+struct Fixture {
+  std::shared_ptr<ApplyingConsumer> consumer = std::make_shared<ApplyingConsumer>();
+  std::vector<KvEventRecord> log;
+  std::optional<std::string> medium;
+  BlockManager<G1> make(DuplicationPolicy policy, std::size_t blocks = 8,
+                        KvEventPolicy emit = KvEventPolicy::All) {
+    auto sink = std::make_shared<CallbackEventSink>([this](const KvEventView& v) {
+      consumer->apply(v);
+      log.insert(log.end(), v.records.begin(), v.records.end());
+      medium = v.source->medium;
+    });
+    return BlockManager<G1>::builder().block_count(blocks).block_size(test::kTestBlockSize)
+        .registry(test::make_registry()).duplication_policy(policy).event_sink(sink)
+        .event_policy(emit).build();
+  }
+};
+
+TEST(KvEvents, StoredCarriesTokensParentAndMedium) {
+  Fixture f;
+  auto m = f.make(DuplicationPolicy::Allow);
+  auto seq = test::iota_sequence(100, 3);
+  auto blocks = test::register_sequence(m, seq);
+  ASSERT_EQ(f.log.size(), 3u);
+  EXPECT_EQ(f.medium, std::optional<std::string>("GPU"));
+  EXPECT_FALSE(f.log[0].has_parent);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(f.log[i].kind, KvEventKind::Stored);
+    EXPECT_EQ(f.log[i].block_hash, wire_hash(seq.blocks()[i].sequence_hash()));
+    const auto tokens = f.consumer->tokens(f.log[i].block_hash);
+    EXPECT_TRUE(std::equal(tokens.begin(), tokens.end(), seq.blocks()[i].tokens().begin(),
+                           seq.blocks()[i].tokens().end()));
+    EXPECT_EQ(tokens.size(), test::kTestBlockSize);
+    if (i > 0) EXPECT_EQ(f.log[i].parent_hash, f.log[i - 1].block_hash);
+  }
+}
+
+TEST(KvEvents, StagedByHashCarriesNoTokens) {
+  Fixture f;
+  auto m = f.make(DuplicationPolicy::Allow);
+  auto block = test::register_hash(m, test::synth_hash(7));
+  ASSERT_EQ(f.log.size(), 1u);
+  EXPECT_EQ(f.log[0].token_count, 0u);
+}
+
+TEST(KvEvents, NoEventForDuplicatesRejectHitsOrRevivals) {
+  for (auto policy : {DuplicationPolicy::Allow, DuplicationPolicy::Reject}) {
+    Fixture f;
+    auto m = f.make(policy);
+    const auto tb = test::iota_block(1);
+    auto first = test::register_token_block(m, tb);
+    auto second = test::register_token_block(m, tb);  // duplicate or Reject hit
+    EXPECT_EQ(f.log.size(), 1u);
+    first = ImmutableBlock<G1>(std::move(second));  // drop both: cached
+    { auto gone = std::move(first); }
+    EXPECT_EQ(f.log.size(), 1u);
+    auto revived = m.match_blocks(std::vector{tb.sequence_hash()});
+    ASSERT_EQ(revived.size(), 1u);
+    EXPECT_EQ(f.log.size(), 1u) << "a revival is not a new hash";
+    revived.clear();
+    EXPECT_EQ(m.reset_inactive_pool(), 1u);
+    ASSERT_EQ(f.log.size(), 2u);
+    EXPECT_EQ(f.log[1].kind, KvEventKind::Cleared);
+  }
+}
+
+TEST(KvEvents, EvictionAndEvictOnResetReportRemoved) {
+  Fixture f;
+  auto m = f.make(DuplicationPolicy::Allow, 2);
+  {
+    auto a = test::register_token_block(m, test::iota_block(1));
+    a.set_evict_on_reset(true);
+  }
+  ASSERT_EQ(f.log.size(), 2u);
+  EXPECT_EQ(f.log[1].kind, KvEventKind::Removed);
+  { auto b = test::register_token_block(m, test::iota_block(2)); }
+  auto all = m.allocate_blocks(2);  // evicts the cached block
+  ASSERT_TRUE(all);
+  ASSERT_EQ(f.log.size(), 4u);
+  EXPECT_EQ(f.log[3].kind, KvEventKind::Removed);
+  EXPECT_EQ(f.log[3].block_hash, wire_hash(test::iota_block(2).sequence_hash()));
+  f.consumer->expect_clean();
+}
+
+TEST(KvEvents, PartialDrainReportsRemovedNotCleared) {
+  Fixture f;
+  auto m = f.make(DuplicationPolicy::Allow);
+  auto live = test::register_token_block(m, test::iota_block(1));
+  { auto cached = test::register_token_block(m, test::iota_block(50)); }
+  m.reset_inactive_pool();
+  ASSERT_EQ(f.log.size(), 3u);
+  EXPECT_EQ(f.log[2].kind, KvEventKind::Removed);  // `live` is still matchable
+  EXPECT_EQ(f.consumer->set(), matchable_wire(m));
+}
+
+TEST(KvEvents, PowerOfTwoPolicyReportsOnlyThosePositions) {
+  Fixture f;
+  auto m = f.make(DuplicationPolicy::Allow, 40, KvEventPolicy::PowerOfTwo);
+  auto seq = test::iota_sequence(0, 33);
+  auto blocks = test::register_sequence(m, seq);
+  ASSERT_EQ(f.log.size(), 2u);
+  EXPECT_EQ(f.log[0].position(), 16u);
+  EXPECT_EQ(f.log[1].position(), 32u);
+}
+
+TEST(KvEvents, MediumFollowsTierAndOverride) {
+  std::optional<std::string> seen;
+  auto sink = std::make_shared<CallbackEventSink>([&](const KvEventView& v) { seen = v.source->medium; });
+  auto g2 = BlockManager<G2>::builder().block_count(2).block_size(4).registry(test::make_registry())
+                .event_sink(sink).build();
+  { auto b = test::register_token_block(g2, test::iota_block(1)); }
+  EXPECT_EQ(seen, std::optional<std::string>("CPU"));
+  auto g3 = BlockManager<G3>::builder().block_count(2).block_size(4).registry(test::make_registry())
+                .event_sink(sink).event_medium("NVME").build();
+  { auto b = test::register_token_block(g3, test::iota_block(1)); }
+  EXPECT_EQ(seen, std::optional<std::string>("NVME"));
+}
+
+TEST(KvEvents, DestroyingAPoolReportsNothing) {
+  Fixture f;
+  {
+    auto m = f.make(DuplicationPolicy::Allow);
+    auto b = test::register_token_block(m, test::iota_block(1));
+  }
+  ASSERT_EQ(f.log.size(), 1u);
+  EXPECT_EQ(f.log.back().kind, KvEventKind::Stored);
+}
+
+TEST(KvEvents, WireHashIsPositionalAndLinksParents) {
+  auto a = test::iota_sequence(0, 300);  // crosses the 256-position mode boundary
+  const auto hashes = a.sequence_hashes();
+  std::set<std::uint64_t> seen;
+  for (std::size_t i = 0; i < hashes.size(); ++i) {
+    seen.insert(wire_hash(hashes[i]));
+    if (i == 0) {
+      EXPECT_FALSE(parent_wire_hash(hashes[i]));
+    } else {
+      EXPECT_EQ(parent_wire_hash(hashes[i]), wire_hash(hashes[i - 1])) << i;
+    }
+  }
+  EXPECT_EQ(seen.size(), hashes.size());
+}
+
+TEST(KvEvents, SinkThatDoesNotWantTokensGetsNone) {
+  std::vector<KvEventRecord> log;
+  auto sink = std::make_shared<CallbackEventSink>(
+      [&](const KvEventView& v) { log.insert(log.end(), v.records.begin(), v.records.end()); }, false);
+  auto m = BlockManager<G1>::builder().block_count(2).block_size(4).registry(test::make_registry())
+               .event_sink(sink).build();
+  auto b = test::register_token_block(m, test::iota_block(1));
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].token_count, 0u);
+}
+
+TEST(KvEvents, ThrowingSinkDoesNotBreakThePool) {
+  auto sink = std::make_shared<CallbackEventSink>([](const KvEventView&) { throw std::runtime_error("x"); });
+  auto m = BlockManager<G1>::builder().block_count(2).block_size(4).registry(test::make_registry())
+               .event_sink(sink).build();
+  { auto b = test::register_token_block(m, test::iota_block(1)); }
+  m.check_invariants();
+  EXPECT_EQ(m.available_blocks(), 2u);
+}
+
+TEST(KvEvents, BatchingSinkCoalescesAndFlushes) {
+  auto consumer = std::make_shared<ApplyingConsumer>();
+  std::atomic<std::size_t> biggest{0};
+  auto downstream = std::make_shared<CallbackEventSink>([&](const KvEventView& v) {
+    consumer->apply(v);
+    biggest = std::max(biggest.load(), v.records.size());
+  });
+  KvEventBatching batching;
+  batching.window = std::chrono::hours(1);  // only size and flush() release batches here
+  batching.max_events = 5;
+  auto batcher = std::make_shared<BatchingEventSink>(downstream, batching);
+  auto m = BlockManager<G1>::builder().block_count(16).block_size(4).registry(test::make_registry())
+               .event_sink(batcher).build();
+  auto seq = test::iota_sequence(0, 12);
+  std::vector<ImmutableBlock<G1>> blocks;
+  for (const auto& tb : seq.blocks()) blocks.push_back(test::register_token_block(m, tb));
+  batcher->flush();
+  EXPECT_EQ(consumer->stored(), 12u);
+  EXPECT_LE(biggest.load(), 5u);
+  EXPECT_EQ(consumer->set(), matchable_wire(m));
+  blocks.clear();
+  m.reset_inactive_pool();
+  batcher->flush();
+  EXPECT_TRUE(consumer->set().empty());
+  consumer->expect_clean();
+}
+
+TEST(KvEvents, BatchingSinkFlushesOnDestruction) {
+  auto consumer = std::make_shared<ApplyingConsumer>();
+  auto downstream = std::make_shared<CallbackEventSink>([&](const KvEventView& v) { consumer->apply(v); });
+  {
+    KvEventBatching batching;
+    batching.window = std::chrono::hours(1);
+    auto batcher = std::make_shared<BatchingEventSink>(downstream, batching);
+    auto m = BlockManager<G1>::builder().block_count(4).block_size(4).registry(test::make_registry())
+                 .event_sink(batcher).build();
+    auto b = test::register_token_block(m, test::iota_block(1));
+  }
+  EXPECT_EQ(consumer->stored(), 1u);
+}
+
+// Concurrency: threads race requests and releases on one pool; the stream, applied in the order
+// delivered, still ends equal to the matchable set (delivery preserves state order).
+TEST(KvEvents, ConcurrentWorkloadStreamStaysExact) {
+  for (auto policy : {DuplicationPolicy::Allow, DuplicationPolicy::Reject}) {
+    auto consumer = std::make_shared<ApplyingConsumer>();
+    auto sink = std::make_shared<CallbackEventSink>([consumer](const KvEventView& v) { consumer->apply(v); });
+    auto m = BlockManager<G1>::builder().block_count(64).block_size(test::kTestBlockSize)
+                 .registry(test::make_registry()).duplication_policy(policy).event_sink(sink).build();
+    std::mt19937_64 prompt_rng(5);
+    const Workload w = make_prompts(prompt_rng, 16, 6);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        std::mt19937_64 rng(100 + t);
+        for (int i = 0; i < 300; ++i) {
+          const auto& prompt = w.prompts[rng() % w.prompts.size()];
+          auto hashes = prompt.sequence_hashes();
+          auto blocks = m.match_blocks(hashes);
+          auto fresh = m.allocate_blocks(hashes.size() - blocks.size());
+          if (fresh) {
+            std::vector<CompleteBlock<G1>> staged;
+            for (std::size_t k = 0; k < fresh->size(); ++k) {
+              staged.push_back(std::move((*fresh)[k]).complete(prompt.blocks()[blocks.size() + k]));
+            }
+            for (auto& b : m.register_blocks(std::move(staged))) blocks.push_back(std::move(b));
+          }
+          if (rng() % 16 == 0) m.reset_inactive_pool();
+          std::reverse(blocks.begin(), blocks.end());
+          m.release_blocks(std::move(blocks));
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(consumer->set(), matchable_wire(m));
+    consumer->expect_clean();
+  }
+}
+
+}  // namespace
+}  // namespace kvbm
