@@ -70,5 +70,9 @@ for preset in "${presets[@]}"; do
     build/dev/bench/kvbm_bench --benchmark_min_time=0.001 >/dev/null
     echo "=== kvbm: benchmark smoke run passed ==="
   fi
+  # The KV events wire test: a real kvbm-replay stream decoded by pyzmq + msgspec.
+  if [[ "$preset" == dev ]]; then
+    bash scripts/test-events.sh build/dev
+  fi
   echo "=== kvbm: ${preset} passed in $((SECONDS - start)) s ==="
 done
