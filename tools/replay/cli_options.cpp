@@ -97,7 +97,9 @@ void validate(CliOptions& o) {
                        "headers were not found)");
     }
     if (o.profile_path == o.trace_path) throw UsageError("--profile: names the --trace file");
-    if (o.sweep && o.profile_path == o.csv_path) throw UsageError("--profile: names the --csv file");
+    if (o.sweep && o.profile_path == o.csv_path) {
+      throw UsageError("--profile: names the --csv file");
+    }
   }
   if (o.mode != "cache" && o.mode != "serve") {
     throw UsageError("--mode: '" + o.mode + "' is not one of: cache, serve");

@@ -1,8 +1,6 @@
 #include "replay/profile.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <map>
 
