@@ -117,7 +117,8 @@ TEST_F(ProfileExecutable, WritesKvbmRangesAndPrintsTotals) {
   }
   EXPECT_GT(complete, 300u);
   for (const char* expected :
-       {"match_blocks", "allocate_blocks", "register_blocks", "release_blocks", "evict_inactive"}) {
+       {"match_blocks", "allocate_blocks", "register_blocks", "evict_inactive",
+        "TransferEngine::copy_blocks"}) {
     EXPECT_TRUE(names.count(expected)) << expected;
     EXPECT_NE(run.err.find(expected), std::string::npos) << "totals lack " << expected;
   }
