@@ -5,17 +5,23 @@
 // counted increments all counters halve (aging). estimate() is the minimum of the four counters,
 // never below the true count of a key until the first halving.
 // Thread safety: TinyLfu itself is not synchronised; TinyLfuTracker wraps it in a mutex.
-// Cells: double hashing (four cells from one 64-bit mix of the key; keys are already hashes).
-// Complexity: O(1) per operation; halving is O(width).
+// Cells: blocked — a key's four counters are four distinct nibbles of one word, chosen from one
+// 64-bit mix of the key (keys are already hashes): one cache line and one load/store per
+// increment. Complexity: O(1) per operation; halving is O(width).
 #pragma once
 
 #include <cstdint>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "kvbm/frequency.hpp"
 
 namespace kvbm {
+
+namespace detail {
+struct TinyLfuCells;  // a key's word and four nibbles; defined in tinylfu.cpp
+}  // namespace detail
 
 class TinyLfu {
  public:
@@ -28,6 +34,9 @@ class TinyLfu {
   TinyLfu(std::uint64_t capacity, std::uint64_t decay_after);
 
   void increment(u128 key) noexcept;
+  /// Exactly increment() of each key in order (aging included), but pipelined: the cells of the
+  /// next keys are hashed and prefetched while the current key's counters are updated.
+  void increment_many(std::span<const SequenceHash> keys) noexcept;
   [[nodiscard]] std::uint32_t estimate(u128 key) const noexcept;
   /// Halves every counter now (what aging does automatically).
   void halve() noexcept;
@@ -37,6 +46,8 @@ class TinyLfu {
   [[nodiscard]] std::uint64_t decay_after() const noexcept { return decay_after_; }
 
  private:
+  void apply(const detail::TinyLfuCells& cells) noexcept;
+
   std::vector<std::uint64_t> table_;
   std::uint64_t size_ = 0;
   std::uint64_t decay_after_;
@@ -55,7 +66,7 @@ class TinyLfuTracker final : public FrequencyTracker {
   }
   void touch_many(std::span<const SequenceHash> keys) override {
     std::lock_guard lock{mutex_};
-    for (const SequenceHash& key : keys) sketch_.increment(key.as_u128());
+    sketch_.increment_many(keys);
   }
   [[nodiscard]] std::uint32_t count(u128 key) const override {
     std::lock_guard lock{mutex_};

@@ -12,15 +12,24 @@ namespace {
 constexpr std::uint64_t kLowBitOfEachNibble = 0x1111'1111'1111'1111ull;
 constexpr std::uint64_t kHalveMask = 0x7777'7777'7777'7777ull;
 
-/// The four (word, nibble) counters of a key, by double hashing (h_i = a + i*b) from one mix of
-/// the key. Keys are sequence hashes (already xxh3 output), so a 64-bit finalizer is enough and
-/// one mix replaces four seeded xxh3 calls. The nibble comes from the top bits, independent of
-/// the word index (taking both from the low bits, as the original does, makes a word use one
-/// nibble per index and wastes 15 of its 16 counters).
-struct Cells {
-  std::array<std::uint64_t, TinyLfu::kDepth> word;
-  std::array<unsigned, TinyLfu::kDepth> shift;
+}  // namespace
+
+/// The four counters of a key: four nibbles of ONE word (a blocked count-min sketch: row r is
+/// nibble 4r + k of the word, k in 0..3, so the rows are distinct counters). One mix of the key
+/// (keys are sequence hashes, already xxh3 output, so a 64-bit finalizer suffices) gives the word
+/// from its high bits and the four nibbles from its low bits; an increment is then one load, a
+/// few register operations and one store, and a key costs one cache line instead of four.
+/// Keeps the count-min guarantee (an estimate is never below the true count before a halving)
+/// and the per-counter load of the unblocked layout (4 increments per key over 16 x width
+/// counters); a crowded word raises all four of its keys' estimates together, which costs some
+/// accuracy at high load.
+struct detail::TinyLfuCells {
+  std::uint64_t word;
+  std::uint64_t low_bits;  ///< the lowest bit of each of the key's four nibbles
 };
+
+namespace {
+using Cells = detail::TinyLfuCells;
 
 constexpr std::uint64_t fmix64(std::uint64_t x) noexcept {
   x ^= x >> 33;
@@ -31,19 +40,18 @@ constexpr std::uint64_t fmix64(std::uint64_t x) noexcept {
   return x;
 }
 
-Cells cells_of(u128 key, std::uint64_t width) noexcept {
+inline Cells cells_of(u128 key, std::uint64_t width) noexcept {
   const auto lo = static_cast<std::uint64_t>(key);
   const auto hi = static_cast<std::uint64_t>(key >> 64);
-  const std::uint64_t a = fmix64(lo ^ std::rotl(hi, 29) ^ 0x9E3779B97F4A7C15ull);
-  const std::uint64_t b = fmix64(hi ^ std::rotl(lo, 17) ^ 0xD6E8FEB86659FD93ull) | 1;
-  const bool pow2 = (width & (width - 1)) == 0;
-  Cells cells{};
+  const std::uint64_t h = fmix64(lo ^ std::rotl(hi, 29) ^ 0x9E3779B97F4A7C15ull);
+  // Lemire's multiply-shift maps the high bits onto [0, width) for any width, no division.
+  const auto word = static_cast<std::uint64_t>((static_cast<unsigned __int128>(h) * width) >> 64);
+  std::uint64_t low_bits = 0;
   for (std::uint32_t row = 0; row < TinyLfu::kDepth; ++row) {
-    const std::uint64_t h = a + row * b;
-    cells.word[row] = pow2 ? (h & (width - 1)) : h % width;
-    cells.shift[row] = static_cast<unsigned>(h >> 60) * 4;
+    const unsigned nibble = 4 * row + static_cast<unsigned>((h >> (2 * row)) & 3);
+    low_bits |= std::uint64_t{1} << (4 * nibble);
   }
-  return cells;
+  return Cells{word, low_bits};
 }
 }  // namespace
 
@@ -54,30 +62,49 @@ TinyLfu::TinyLfu(std::uint64_t capacity, std::uint64_t decay_after)
   if (capacity == 0) throw ConfigError("TinyLfu: capacity must be greater than 0");
 }
 
+inline void TinyLfu::apply(const Cells& cells) noexcept {
+  std::uint64_t& word = table_[cells.word];
+  const std::uint64_t w = word;
+  // Bit 4k of `saturated` is set iff nibble k is 15; the key's other nibbles get +1 each, with
+  // no carry out of a nibble (each is below 15).
+  const std::uint64_t saturated = w & (w >> 1) & (w >> 2) & (w >> 3);
+  const std::uint64_t increments = cells.low_bits & ~saturated;
+  word = w + increments;
+  if (increments != 0 && ++size_ >= decay_after_ && decay_after_ != 0) halve();
+}
+
 void TinyLfu::increment(u128 key) noexcept {
-  const Cells cells = cells_of(key, table_.size());
-  // The four words are independent cache misses in a large table: start them all first.
-  for (std::uint32_t row = 0; row < kDepth; ++row) __builtin_prefetch(&table_[cells.word[row]], 1);
-  bool changed = false;
-  for (std::uint32_t row = 0; row < kDepth; ++row) {  // in row order: rows may share a counter
-    std::uint64_t& word = table_[cells.word[row]];
-    const unsigned shift = cells.shift[row];
-    if (((word >> shift) & 0xF) < kMaxCount) {
-      word += std::uint64_t{1} << shift;
-      changed = true;
-    }
+  apply(cells_of(key, table_.size()));
+}
+
+void TinyLfu::increment_many(std::span<const SequenceHash> keys) noexcept {
+  // A ring of cells computed kAhead keys early: the hashing and the table misses of the next
+  // keys overlap the current key's read-modify-writes. Cells depend only on the key and the
+  // width, so a halving mid-batch does not invalidate them.
+  constexpr std::size_t kAhead = 4;
+  const std::uint64_t width = table_.size();
+  std::array<Cells, kAhead> ring;
+  const std::size_t n = keys.size();
+  const auto load = [&](std::size_t i) {
+    Cells& cells = ring[i % kAhead];
+    cells = cells_of(keys[i].as_u128(), width);
+    __builtin_prefetch(&table_[cells.word], 1);
+  };
+  for (std::size_t i = 0; i < std::min(n, kAhead); ++i) load(i);
+  for (std::size_t i = 0; i < n; ++i) {
+    const Cells cells = ring[i % kAhead];
+    if (i + kAhead < n) load(i + kAhead);
+    apply(cells);
   }
-  if (changed && ++size_ >= decay_after_ && decay_after_ != 0) halve();
 }
 
 std::uint32_t TinyLfu::estimate(u128 key) const noexcept {
   const Cells cells = cells_of(key, table_.size());
-  for (std::uint32_t row = 0; row < kDepth; ++row) __builtin_prefetch(&table_[cells.word[row]], 0);
+  const std::uint64_t w = table_[cells.word];
   std::uint32_t best = kMaxCount;
-  for (std::uint32_t row = 0; row < kDepth; ++row) {
-    const auto counter =
-        static_cast<std::uint32_t>((table_[cells.word[row]] >> cells.shift[row]) & 0xF);
-    best = std::min(best, counter);
+  for (std::uint64_t bits = cells.low_bits; bits != 0; bits &= bits - 1) {
+    const auto shift = static_cast<unsigned>(std::countr_zero(bits));
+    best = std::min(best, static_cast<std::uint32_t>((w >> shift) & 0xF));
   }
   return best;
 }

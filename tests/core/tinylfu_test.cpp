@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <optional>
+#include <span>
 #include <random>
 #include <thread>
 #include <vector>
@@ -123,6 +125,24 @@ TEST(TinyLfu, SparseSketchIsExact) {
     truth[key] = k % 16;
   }
   for (const auto& [key, count] : truth) EXPECT_EQ(sketch.estimate(key), count);
+}
+
+TEST(TinyLfu, IncrementManyIsIncrementOfEachKeyInOrderAgingIncluded) {
+  // Small width and aging period: the batch crosses several halvings and saturates counters.
+  TinyLfu one_by_one{64, 50};
+  TinyLfu batched{64, 50};
+  std::mt19937_64 rng{7};
+  std::vector<SequenceHash> keys;
+  for (int i = 0; i < 500; ++i) {
+    keys.push_back(SequenceHash::from_parts(rng() % 40, std::nullopt, 0));
+  }
+  for (const SequenceHash& key : keys) one_by_one.increment(key.as_u128());
+  batched.increment_many(std::span<const SequenceHash>(keys).first(3));  // shorter than the ring
+  batched.increment_many(std::span<const SequenceHash>(keys).subspan(3));
+  EXPECT_EQ(batched.sample_size(), one_by_one.sample_size());
+  for (const SequenceHash& key : keys) {
+    EXPECT_EQ(batched.estimate(key.as_u128()), one_by_one.estimate(key.as_u128()));
+  }
 }
 
 TEST(TinyLfu, TrackerIsAThreadSafeFrequencyTracker) {

@@ -11,6 +11,7 @@
 
 #include "kvbm/eviction.hpp"
 #include "replay/checked.hpp"
+#include "replay/profile.hpp"
 
 namespace kvbm::replay {
 
@@ -90,6 +91,16 @@ std::string join(const std::vector<std::size_t>& values) {
 
 void validate(CliOptions& o) {
   if (o.trace_path.empty()) throw UsageError("--trace: empty path");
+  if (!o.profile_path.empty()) {
+    if (!profile_available()) {
+      throw UsageError("--profile: this build has no NVTX ranges (KVBM_NVTX is off or NVTX3's "
+                       "headers were not found)");
+    }
+    if (o.profile_path == o.trace_path) throw UsageError("--profile: names the --trace file");
+    if (o.sweep && o.profile_path == o.csv_path) {
+      throw UsageError("--profile: names the --csv file");
+    }
+  }
   if (o.mode != "cache" && o.mode != "serve") {
     throw UsageError("--mode: '" + o.mode + "' is not one of: cache, serve");
   }
@@ -246,6 +257,10 @@ ParsedCommandLine parse_command_line(std::span<const std::string> args,
   auto* csv = app.add_option("--csv", o.csv_path,
                              "sweep CSV output file, written whole or not at all (default: "
                              "stdout)");
+  auto* profile = app.add_option(
+      "--profile", o.profile_path,
+      "record kvbm's NVTX ranges into a Chrome trace-event JSON file (Perfetto, "
+      "chrome://tracing) and print per-range totals on stderr");
 
   // Names for --help and CLI11's messages (the values are text until parsed below).
   constexpr std::pair<const char*, const char*> kTypeNames[] = {
@@ -255,7 +270,7 @@ ParsedCommandLine parse_command_line(std::span<const std::string> args,
       {"--kv-bytes-per-token", "BYTES"}, {"--onboard-gbps", "GB/S"},
       {"--copy-bytes-per-block", "BYTES"}, {"--max-prefill-tokens", "TOKENS"},
       {"--match-cap", "last-token|none"}, {"--max-requests", "N"}, {"--sweep-blocks", "N,..."},
-      {"--sweep-policies", "POLICY,..."}, {"--csv", "FILE"}};
+      {"--sweep-policies", "POLICY,..."}, {"--csv", "FILE"}, {"--profile", "FILE"}};
   for (const auto& [flag, type] : kTypeNames) app.get_option(flag)->type_name(type);
 
   std::vector<const char*> argv;
@@ -317,6 +332,7 @@ ParsedCommandLine parse_command_line(std::span<const std::string> args,
     }
   }
   if (o.sweep && csv->count() != 0 && o.csv_path.empty()) throw UsageError("--csv: empty path");
+  if (profile->count() != 0 && o.profile_path.empty()) throw UsageError("--profile: empty path");
   if (o.mode == "cache" && o.config.g2_blocks != 0) {
     o.notes.emplace_back("--g2-blocks only applies to --mode serve; ignored");
   }

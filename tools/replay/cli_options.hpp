@@ -63,6 +63,7 @@ struct CliOptions {
   std::vector<Policy> sweep_policies;  ///< default: every backend
   bool sweep_policies_given = false;   ///< named on the command line (so none may be skipped)
   std::string csv_path;                ///< empty: the sweep CSV goes to stdout
+  std::string profile_path;            ///< --profile: trace-event JSON of kvbm's ranges; empty: off
   std::vector<std::string> notes;      ///< harmless oddities worth a line on stderr
   KvEventsOptions kv_events;           ///< --kv-events* and --cache-dump (kv_events_cli.hpp)
 };

@@ -12,6 +12,7 @@
 #include "replay/atomic_file.hpp"
 #include "replay/checked.hpp"
 #include "replay/cli_options.hpp"
+#include "replay/profile.hpp"
 #include "replay/report.hpp"
 #include "replay/simulate.hpp"
 #include "replay/trace.hpp"
@@ -89,7 +90,38 @@ int replay(const CliOptions& o, std::ostream& out, std::ostream& err, std::ostre
       throw UsageError(std::string("--csv: ") + e.what());
     }
   }
+  std::optional<AtomicFile> profile_file;
+  if (!o.profile_path.empty()) {
+    std::error_code ec;
+    if (std::filesystem::equivalent(o.profile_path, o.trace_path, ec)) {
+      throw UsageError("--profile: " + o.profile_path + " is the --trace file");
+    }
+    try {
+      profile_file.emplace(o.profile_path);
+    } catch (const OutputError& e) {
+      throw UsageError(std::string("--profile: ") + e.what());
+    }
+  }
   const Trace trace = load(o);
+  // Started after the trace is read: the profile covers the replay through kvbm only.
+  std::optional<ProfileSession> profile;
+  if (profile_file) {
+    try {
+      profile.emplace();
+    } catch (const ProfileError& e) {
+      throw UsageError(e.what());
+    }
+  }
+  // The profile is written only once the whole run has succeeded, like stdout.
+  const auto finish_profile = [&] {
+    if (!profile) return;
+    const std::vector<ProfileEvent> events = profile->take_events();
+    write_chrome_trace(profile_file->stream(), events);
+    profile_file->commit();
+    err << "kvbm-replay: profile: " << events.size() << " kvbm ranges written to "
+        << o.profile_path << '\n';
+    print_range_totals(err, range_totals(events));
+  };
   if (trace.bad_lines != 0) {
     err << "kvbm-replay: skipped " << trace.bad_lines
         << " malformed line(s); first: " << trace.first_bad_line_error << '\n';
@@ -111,6 +143,7 @@ int replay(const CliOptions& o, std::ostream& out, std::ostream& err, std::ostre
     } else {
       print_summary(stdout_text, report);
     }
+    finish_profile();
     const int status = print(out, stdout_text.str());
     events.linger();  // late subscribers may still replay or ask for a snapshot
     return status;
@@ -154,6 +187,7 @@ int replay(const CliOptions& o, std::ostream& out, std::ostream& err, std::ostre
   } else if (!o.json) {
     stdout_text << csv_text.str();
   }
+  finish_profile();
   return print(out, stdout_text.str());
 }
 
