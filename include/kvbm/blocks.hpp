@@ -189,31 +189,13 @@ class CompleteBlock {
 };
 
 template <class Tier>
-class ImmutableBlock {
+class ImmutableBlock : private detail::SlotRef</*CountsInflight=*/true> {
  public:
-  ImmutableBlock(const ImmutableBlock& other) noexcept
-      : store_{other.store_}, block_id_{other.block_id_}, generation_{other.generation_},
-        hash_{other.hash_} {
-    if (store_ == nullptr) return;  // a copy of an empty handle is empty
-    store_->slot_retain(block_id_);
-    store_->metrics().inflight_immutable.fetch_add(1, std::memory_order_relaxed);
-  }
-  ImmutableBlock(ImmutableBlock&& other) noexcept
-      : store_{std::exchange(other.store_, nullptr)}, block_id_{other.block_id_},
-        generation_{other.generation_}, hash_{other.hash_} {}
-  ImmutableBlock& operator=(ImmutableBlock other) noexcept {
-    std::swap(store_, other.store_);
-    std::swap(block_id_, other.block_id_);
-    std::swap(generation_, other.generation_);
-    std::swap(hash_, other.hash_);
-    return *this;
-  }
-  ~ImmutableBlock() {
-    if (store_ != nullptr) {
-      store_->metrics().inflight_immutable.fetch_sub(1, std::memory_order_relaxed);
-      store_->slot_release(block_id_, generation_);
-    }
-  }
+  ImmutableBlock(const ImmutableBlock&) noexcept = default;
+  ImmutableBlock(ImmutableBlock&&) noexcept = default;
+  ImmutableBlock& operator=(const ImmutableBlock&) noexcept = default;
+  ImmutableBlock& operator=(ImmutableBlock&&) noexcept = default;
+  ~ImmutableBlock() = default;
 
   [[nodiscard]] BlockId block_id() const {
     detail::live_store(store_, "ImmutableBlock::block_id");
@@ -255,14 +237,9 @@ class ImmutableBlock {
   /// Adopts one strong reference already taken by the store, which also counted the handle in
   /// inflight_immutable (once per call, not per block).
   ImmutableBlock(detail::BlockStore* store, const detail::ImmutableRef& ref) noexcept
-      : store_{store}, block_id_{ref.block_id}, generation_{ref.generation}, hash_{ref.hash} {}
+      : SlotRef(store, ref.block_id, ref.generation, ref.hash) {}
   /// An empty handle (a placeholder scan_matches fills in without allocating under the lock).
-  ImmutableBlock() noexcept : store_{nullptr}, block_id_{kInvalidBlockId}, generation_{0}, hash_{} {}
-
-  detail::BlockStore* store_;
-  BlockId block_id_;
-  std::uint32_t generation_;
-  SequenceHash hash_;
+  ImmutableBlock() noexcept = default;
 };
 
 template <class Tier>

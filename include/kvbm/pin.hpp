@@ -12,32 +12,20 @@
 #include <utility>
 
 #include "kvbm/detail/block_store.hpp"
+#include "kvbm/detail/slot_ref.hpp"
 
 namespace kvbm {
 
 template <class Tier>
 class ImmutableBlock;
 
-class LifecyclePinRef {
+class LifecyclePinRef : private detail::SlotRef</*CountsInflight=*/false> {
  public:
-  LifecyclePinRef(const LifecyclePinRef& other) noexcept
-      : store_{other.store_}, block_id_{other.block_id_}, generation_{other.generation_},
-        hash_{other.hash_} {
-    if (store_ != nullptr) store_->slot_retain(block_id_);  // a copy of an empty pin is empty
-  }
-  LifecyclePinRef(LifecyclePinRef&& other) noexcept
-      : store_{std::exchange(other.store_, nullptr)}, block_id_{other.block_id_},
-        generation_{other.generation_}, hash_{other.hash_} {}
-  LifecyclePinRef& operator=(LifecyclePinRef other) noexcept {
-    std::swap(store_, other.store_);
-    std::swap(block_id_, other.block_id_);
-    std::swap(generation_, other.generation_);
-    std::swap(hash_, other.hash_);
-    return *this;
-  }
-  ~LifecyclePinRef() {
-    if (store_ != nullptr) store_->slot_release(block_id_, generation_);
-  }
+  LifecyclePinRef(const LifecyclePinRef&) noexcept = default;
+  LifecyclePinRef(LifecyclePinRef&&) noexcept = default;
+  LifecyclePinRef& operator=(const LifecyclePinRef&) noexcept = default;
+  LifecyclePinRef& operator=(LifecyclePinRef&&) noexcept = default;
+  ~LifecyclePinRef() = default;
 
   [[nodiscard]] ManagerId manager_id() const {
     return detail::live_store(store_, "LifecyclePinRef::manager_id").id();
@@ -76,12 +64,7 @@ class LifecyclePinRef {
   friend class ImmutableBlock;
   LifecyclePinRef(detail::BlockStore* store, BlockId id, std::uint32_t generation,
                   const SequenceHash& hash) noexcept
-      : store_{store}, block_id_{id}, generation_{generation}, hash_{hash} {}
-
-  detail::BlockStore* store_;
-  BlockId block_id_;
-  std::uint32_t generation_;
-  SequenceHash hash_;
+      : SlotRef(store, id, generation, hash) {}
 };
 
 }  // namespace kvbm
