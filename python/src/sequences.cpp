@@ -347,6 +347,7 @@ void bind_sequences(nb::module_& m) {
       m, "SequenceState",
       "A SchedulableSequence's state: `kind`, `num_tokens` (the scheduled chunk, or the drafts), "
       "`blocks_allocated` (what the schedule call allocated). Both 0 when Idle.")
+      .def(nb::init<>(), "The Idle state (for comparisons).")
       .def_ro("kind", &SequenceState::kind, "The SequenceStateKind.")
       .def_ro("num_tokens", &SequenceState::num_tokens,
               "Prefill: the chunk; speculative: the drafts; otherwise 0.")
