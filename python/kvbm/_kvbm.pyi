@@ -637,6 +637,9 @@ class SequenceState:
     A SchedulableSequence's state: `kind`, `num_tokens` (the scheduled chunk, or the drafts), `blocks_allocated` (what the schedule call allocated). Both 0 when Idle.
     """
 
+    def __init__(self) -> None:
+        """The Idle state (for comparisons)."""
+
     @property
     def kind(self) -> SequenceStateKind:
         """The SequenceStateKind."""
