@@ -44,3 +44,21 @@ class AttachmentError(KvbmError):
 
 class CudaError(KvbmError, RuntimeError):
     """A CUDA runtime call failed (only raised by builds with CUDA)."""
+
+
+class ScheduleError(KvbmError):
+    """A SchedulableSequence.schedule_* (or match) call was refused; nothing changed.
+
+    ``kind`` is a ``kvbm.ScheduleErrorKind``; ``needed`` is how many blocks an
+    ``AllocationFailed`` schedule needed (0 for other kinds).
+    """
+
+    kind: object
+    needed: int
+
+
+class ApplyError(KvbmError):
+    """An apply_*, revert, release, reacquire or append on a sequence was refused; nothing
+    changed. ``kind`` is a ``kvbm.ApplyErrorKind``."""
+
+    kind: object

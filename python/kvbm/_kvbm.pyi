@@ -1,4 +1,5 @@
 from collections.abc import Callable, Sequence
+import enum
 from typing import overload
 
 
@@ -517,3 +518,628 @@ class BlockManager:
     @property
     def registry(self) -> BlockRegistry:
         """The registry this manager uses."""
+
+class SequenceStateKind(enum.Enum):
+    """Where a SchedulableSequence is in its two-phase protocol."""
+
+    Idle = 0
+    """Nothing scheduled."""
+
+    PrefillScheduled = 1
+    """A prefill chunk is scheduled (apply_prefill or revert_schedule next)."""
+
+    DecodeScheduled = 2
+    """A decode step is scheduled (apply_decode or revert_schedule next)."""
+
+    SpeculativeScheduled = 3
+    """
+    A speculative step is scheduled (apply_speculative or revert_schedule next).
+    """
+
+class DecodeOutcome(enum.Enum):
+    """What apply_decode / apply_speculative did."""
+
+    Continue = 0
+    """No block completed; output remains."""
+
+    BlockCompleted = 1
+    """A block's KV became complete and the block was registered."""
+
+    MaxLength = 2
+    """max_output_tokens reached."""
+
+    BlockCompletedAndMaxLength = 3
+    """Both: a block was registered and max_output_tokens reached."""
+
+class SequenceEventKind(enum.Enum):
+    """The transition a SequenceEvent reports."""
+
+    Created = 0
+    """The sequence was built."""
+
+    PrefixMatched = 1
+    """match_and_add_prefix ran."""
+
+    PrefillScheduled = 2
+    """schedule_prefill ran."""
+
+    PrefillApplied = 3
+    """apply_prefill ran."""
+
+    DecodeScheduled = 4
+    """schedule_decode ran."""
+
+    DecodeApplied = 5
+    """apply_decode ran."""
+
+    SpeculativeScheduled = 6
+    """schedule_speculative ran."""
+
+    SpeculativeApplied = 7
+    """apply_speculative ran."""
+
+    ScheduleReverted = 8
+    """revert_schedule ran."""
+
+    UnassignedDropped = 9
+    """drop_unassigned released blocks."""
+
+    Released = 10
+    """release ran (preemption)."""
+
+    Reacquired = 11
+    """reacquire ran (see `success`)."""
+
+class ScheduleErrorKind(enum.Enum):
+    """Why a schedule_* call was refused."""
+
+    NotIdle = 0
+    """A schedule or match while another operation is scheduled."""
+
+    PrefillOverrun = 1
+    """The chunk would go past the tokens to prefill."""
+
+    PrefillComplete = 2
+    """schedule_prefill with nothing left to prefill."""
+
+    PrefillNotComplete = 3
+    """Decode or speculative before prefill finished."""
+
+    AllocationFailed = 4
+    """The manager could not supply the blocks (`needed`); nothing was taken."""
+
+    GenerationComplete = 5
+    """max_output_tokens already generated."""
+
+    WrongDanglingCount = 6
+    """Decode or speculative need exactly one token whose KV is not computed."""
+
+class ApplyErrorKind(enum.Enum):
+    """Why an apply_*, revert, release, reacquire or append was refused."""
+
+    WrongState = 0
+    """The operation is not valid in the current state."""
+
+    TokenOnNonFinalChunk = 1
+    """apply_prefill got a token on a chunk that does not end prefill."""
+
+    MissingTokenOnFinalChunk = 2
+    """apply_prefill got no token on the chunk that ends prefill."""
+
+    AcceptedExceedsScheduled = 3
+    """apply_speculative accepted more tokens than drafts scheduled."""
+
+    AppendExceedsRemaining = 4
+    """Appending would go past max_output_tokens."""
+
+class SequenceState:
+    """
+    A SchedulableSequence's state: `kind`, `num_tokens` (the scheduled chunk, or the drafts), `blocks_allocated` (what the schedule call allocated). Both 0 when Idle.
+    """
+
+    def __init__(self) -> None:
+        """The Idle state (for comparisons)."""
+
+    @property
+    def kind(self) -> SequenceStateKind:
+        """The SequenceStateKind."""
+
+    @property
+    def num_tokens(self) -> int:
+        """Prefill: the chunk; speculative: the drafts; otherwise 0."""
+
+    @property
+    def blocks_allocated(self) -> int:
+        """Blocks the schedule call allocated (what revert_schedule gives back)."""
+
+    def __eq__(self, arg: object, /) -> bool: ...
+
+    def __repr__(self) -> str: ...
+
+class SequenceEvent:
+    """
+    One transition of a SchedulableSequence, passed to its delegate. Fields that do not apply to `kind` are zero / empty / None.
+    """
+
+    @property
+    def kind(self) -> SequenceEventKind:
+        """The SequenceEventKind."""
+
+    @property
+    def num_tokens(self) -> int:
+        """
+        Created: prompt tokens; Prefill*: the chunk; SpeculativeScheduled: drafts; SpeculativeApplied: tokens accepted.
+        """
+
+    @property
+    def blocks_allocated(self) -> int:
+        """*Scheduled, Reacquired."""
+
+    @property
+    def blocks_registered(self) -> int:
+        """*Applied (Reacquired: always 0, the KV must be recomputed)."""
+
+    @property
+    def blocks_released(self) -> int:
+        """SpeculativeApplied, ScheduleReverted, UnassignedDropped, Released."""
+
+    @property
+    def blocks_matched(self) -> int:
+        """PrefixMatched, Reacquired."""
+
+    @property
+    def token(self) -> int | None:
+        """
+        PrefillApplied (final chunk) and DecodeApplied: the token; otherwise None.
+        """
+
+    @property
+    def success(self) -> bool:
+        """Reacquired: whether it succeeded."""
+
+    @property
+    def evicted(self) -> list[SequenceHash]:
+        """
+        Cached blocks the allocation of a *Scheduled or Reacquired event evicted, in eviction order (what a tiered cache offloads).
+        """
+
+    def __repr__(self) -> str: ...
+
+class MultimodalItem:
+    """
+    One multimodal item spliced into the prompt as placeholder tokens: `hash` identifies its content; it covers prompt tokens [offset, offset + length).
+    """
+
+    def __init__(self, hash: int, offset: int, length: int) -> None:
+        """An item (a zero length is refused when added)."""
+
+    @property
+    def hash(self) -> int:
+        """The content hash (64-bit)."""
+
+    @hash.setter
+    def hash(self, arg: int, /) -> None: ...
+
+    @property
+    def offset(self) -> int:
+        """First prompt token covered."""
+
+    @offset.setter
+    def offset(self, arg: int, /) -> None: ...
+
+    @property
+    def length(self) -> int:
+        """Tokens covered."""
+
+    @length.setter
+    def length(self, arg: int, /) -> None: ...
+
+    def __eq__(self, arg: object, /) -> bool: ...
+
+    def __repr__(self) -> str: ...
+
+class HashKeys:
+    """
+    What besides the tokens names a KV block: tenant salt, LoRA adapter and multimodal items, folded into every block's hash so blocks computed under different keys never match. Empty keys hash exactly as TokenBlockSequence(tokens, block_size, salt=0). A value: sequences keep a copy.
+    """
+
+    def __init__(self, cache_salt: str = '', lora_name: str = '', multimodal_items: Sequence[MultimodalItem] = []) -> None:
+        """
+        cache_salt: a tenant's secret (requests with different salts share no block); lora_name: the adapter (empty: the base model); multimodal_items: MultimodalItems, in any order. A zero-length item raises ConfigError.
+        """
+
+    def set_cache_salt(self, salt: str) -> HashKeys:
+        """Sets the tenant salt (empty: none); returns self."""
+
+    def set_lora_name(self, name: str) -> HashKeys:
+        """Sets the LoRA adapter name (empty: the base model); returns self."""
+
+    def add_multimodal_item(self, item: MultimodalItem) -> HashKeys:
+        """
+        Adds an item (kept sorted by offset); a zero length raises ConfigError. Returns self.
+        """
+
+    @property
+    def cache_salt(self) -> str:
+        """The tenant salt."""
+
+    @property
+    def lora_name(self) -> str:
+        """The LoRA adapter name."""
+
+    @property
+    def multimodal_items(self) -> list[MultimodalItem]:
+        """The items, sorted by offset (a new list)."""
+
+    @property
+    def empty(self) -> bool:
+        """True when the keys change no hash."""
+
+    @property
+    def seed(self) -> int:
+        """The seed of every block's token hash (0 for no salt and no LoRA)."""
+
+    def block_extra_keys(self, block_index: int, block_size: int) -> list[int]:
+        """
+        Hashes of the items overlapping block `block_index`, in offset order (a KV event's extra_keys for that block).
+        """
+
+    def block_hash(self, tokens: Sequence[int], block_index: int) -> int:
+        """
+        The keyed block hash of one full block whose first token is at block_index * len(tokens).
+        """
+
+    def validate(self, prompt_tokens: int) -> None:
+        """
+        Raises ConfigError when an item does not lie inside a prompt of that many tokens.
+        """
+
+    def __eq__(self, arg: object, /) -> bool: ...
+
+    def __repr__(self) -> str: ...
+
+def keyed_sequence_hashes(tokens: Sequence[int], block_size: int, keys: HashKeys) -> list[SequenceHash]:
+    """
+    The sequence hashes of the full blocks of `tokens` under `keys` (position 0 first); with empty keys equal to TokenBlockSequence(tokens, block_size).sequence_hashes().
+    """
+
+class RequestSequence:
+    """
+    One request's tokens and the blocks that hold its KV, managed directly through a BlockManager of its tier. The blocks form one row in token order (page_indices()): assigned (registered) ++ staged ++ unassigned (fresh). A block is registered only when the caller says its KV exists; a partial block never is. A call that raises changed nothing. Closing (or collecting) it gives every block back, last first. Use one sequence from one thread at a time; manager calls release the GIL.
+    """
+
+    def __init__(self, prompt: Sequence[int], max_output_tokens: int, block_size: int, hash_keys: HashKeys | None = None, tier: str = 'G1') -> None:
+        """
+        prompt: token ids; block_size: a power of two equal to the manager's; tier: the tier of the managers it will use. Bad settings raise ConfigError.
+        """
+
+    def match_and_add_prefix(self, manager: BlockManager) -> int:
+        """
+        Adopts the longest cached prefix (never covering the last token) as assigned blocks; returns how many. ApplyError(WrongState) if blocks are held.
+        """
+
+    def allocate_blocks(self, n: int, manager: BlockManager) -> bool:
+        """
+        Appends `n` fresh blocks to the row, all or nothing: False (nothing taken) when the pool cannot supply them.
+        """
+
+    def stage_pending(self) -> int:
+        """
+        Stages every unassigned block whose tokens are complete; returns how many.
+        """
+
+    def register_staged(self, manager: BlockManager) -> int:
+        """
+        Registers every staged block (they become matchable); returns how many.
+        """
+
+    def complete_and_register_pending(self, manager: BlockManager, max_blocks: int | None = None) -> int:
+        """
+        Stages and registers every block whose tokens are complete (only among the first `max_blocks` of the row when given): call it once their KV is computed. Returns how many were registered.
+        """
+
+    def append_token(self, token: int) -> int | None:
+        """
+        Appends one generated token; returns the index of the block it filled, or None. Allocates and registers nothing. ApplyError(AppendExceedsRemaining) past max_output_tokens.
+        """
+
+    def release(self) -> None:
+        """
+        Gives every block back, last block first (unassigned, staged, assigned). Idempotent; the sequence stays usable (see reacquire).
+        """
+
+    def reacquire(self, manager: BlockManager) -> bool:
+        """
+        After release(): re-matches what is still cached and allocates blocks for the rest, all or nothing (False: nothing held). ApplyError(WrongState) while blocks are held.
+        """
+
+    def drop_last_unassigned(self, n: int) -> int:
+        """Drops up to `n` unassigned blocks, last first; returns how many."""
+
+    def full_blocks(self, tokens: int) -> int:
+        """Full blocks in `tokens` tokens (floor)."""
+
+    def blocks_for(self, tokens: int) -> int:
+        """Blocks needed to hold `tokens` tokens (ceil)."""
+
+    @property
+    def tier(self) -> str:
+        """
+        The tier ("G1", "G2", "G3") of the managers this sequence works with; "released" after close().
+        """
+
+    @property
+    def valid(self) -> bool:
+        """False once the sequence was closed."""
+
+    def close(self) -> None:
+        """
+        Drops the sequence now: every block it holds goes back, last block first (idempotent); later use raises InvalidHandle.
+        """
+
+    def __enter__(self) -> RequestSequence: ...
+
+    def __exit__(self, exc_type: object | None, exc: object | None, tb: object | None) -> None:
+        """Closes the sequence (the `with` block's end)."""
+
+    @property
+    def num_input_tokens(self) -> int:
+        """Prompt tokens."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens held: prompt plus generated."""
+
+    @property
+    def generated_tokens(self) -> int:
+        """Tokens generated so far."""
+
+    @property
+    def max_output_tokens(self) -> int:
+        """The most tokens the request may generate."""
+
+    @property
+    def remaining_tokens(self) -> int:
+        """max_output_tokens - generated_tokens."""
+
+    @property
+    def num_blocks(self) -> int:
+        """Full token blocks (each has a sequence hash)."""
+
+    @property
+    def assigned_blocks(self) -> int:
+        """Registered blocks held (matchable by other requests)."""
+
+    @property
+    def staged_blocks(self) -> int:
+        """Staged (complete, not yet registered) blocks held."""
+
+    @property
+    def unassigned_blocks(self) -> int:
+        """Fresh (mutable) blocks held."""
+
+    @property
+    def num_held(self) -> int:
+        """Blocks held: the length of page_indices()."""
+
+    @property
+    def prefix_matched_blocks(self) -> int:
+        """Blocks the last prefix match (or reacquire) adopted from the cache."""
+
+    @property
+    def new_tokens_for_prefill(self) -> int:
+        """Tokens not covered by the cache hit (what prefill must compute)."""
+
+    @property
+    def block_size(self) -> int:
+        """Tokens per block (a power of two, equal to the manager's)."""
+
+    @property
+    def is_complete(self) -> bool:
+        """True once max_output_tokens were generated."""
+
+    @property
+    def hash_keys(self) -> HashKeys:
+        """A copy of the sequence's HashKeys."""
+
+    def tokens(self) -> list[int]:
+        """Every token held (prompt, then generated), as a new list."""
+
+    def sequence_hashes(self) -> list[SequenceHash]:
+        """Sequence hashes of the full token blocks, position 0 first."""
+
+    def page_indices(self) -> list[int]:
+        """
+        The row a device block table needs: the held blocks' ids in token order (re-read it after each registration: under duplication="reject" a block may be answered with the existing primary).
+        """
+
+    def __repr__(self) -> str: ...
+
+class SchedulableSequence:
+    """
+    The two-phase protocol an engine drives every step over a request: schedule_* before the forward pass (allocates the blocks the step's KV needs, all or nothing), apply_* after it (registers exactly the blocks whose KV is now complete), or revert_schedule. A refused call raises ScheduleError / ApplyError with its `kind` and changes nothing. Closing (or collecting) it gives every block back, last first. Use one sequence from one thread at a time; manager calls release the GIL.
+    """
+
+    def __init__(self, tokens: Sequence[int], max_output_tokens: int, block_size: int, hash_keys: HashKeys | None = None, delegate: Callable[[SequenceEvent], None] | None = None, tier: str = 'G1') -> None:
+        """
+        tokens: the prompt (non-empty); block_size: a power of two equal to the manager's; delegate: called with each SequenceEvent, on the calling thread, after the transition (its exceptions go to sys.unraisablehook; it must not call back into this sequence); tier: the tier of the managers it will use. Bad settings raise ConfigError.
+        """
+
+    def match_and_add_prefix(self, manager: BlockManager) -> int:
+        """
+        Idle, before prefill and holding nothing: adopts the longest cached prefix (never the last token) and advances prefill_position / kv_position over it; returns the blocks matched.
+        """
+
+    def schedule_prefill(self, n_tokens: int, manager: BlockManager) -> None:
+        """
+        Schedules the next `n_tokens` of the prefill target and allocates the blocks their KV needs.
+        """
+
+    def apply_prefill(self, token: int | None, manager: BlockManager) -> None:
+        """
+        Commits the scheduled chunk and registers the blocks its KV completed. `token` (the first sampled token) is required on the chunk that ends prefill while output remains, and must be None otherwise.
+        """
+
+    def schedule_decode(self, manager: BlockManager) -> None:
+        """
+        Schedules one decode step (the dangling token's KV); allocates a block when that token starts one.
+        """
+
+    def apply_decode(self, token: int, manager: BlockManager) -> DecodeOutcome:
+        """
+        Commits the step: the dangling token's KV is computed, `token` becomes the dangling token. Returns a DecodeOutcome.
+        """
+
+    def schedule_speculative(self, n: int, manager: BlockManager) -> None:
+        """
+        Schedules the dangling token plus `n` drafts (clamped to the remaining output) and allocates the blocks their KV needs.
+        """
+
+    def apply_speculative(self, accepted: Sequence[int], manager: BlockManager) -> DecodeOutcome:
+        """
+        Commits the accepted tokens (at most the drafts scheduled): registers the blocks whose KV completed and releases blocks beyond the tokens now held. Returns a DecodeOutcome.
+        """
+
+    def revert_schedule(self) -> None:
+        """
+        Undoes the scheduled operation: the blocks it allocated go back, last first.
+        """
+
+    def drop_unassigned(self, n: int) -> int:
+        """
+        Idle: releases up to `n` unassigned blocks, last first, never one holding computed KV; returns how many.
+        """
+
+    def release(self) -> None:
+        """
+        Idle: gives every block back, last first (preemption). Positions go back to 0 and the prefill target becomes every token held, to be recomputed.
+        """
+
+    def reacquire(self, manager: BlockManager) -> bool:
+        """
+        Idle and holding nothing: re-matches what is still cached and allocates blocks for the rest of the prefill target, all or nothing (False: nothing changed). Continue with schedule_prefill.
+        """
+
+    def append_tokens(self, tokens: Sequence[int]) -> None:
+        """
+        Idle: appends tokens whose KV is not computed; ApplyError(AppendExceedsRemaining), appending nothing, past max_output_tokens.
+        """
+
+    @property
+    def state(self) -> SequenceState:
+        """The SequenceState."""
+
+    @property
+    def prefill_position(self) -> int:
+        """Tokens of the prefill target processed."""
+
+    @property
+    def prefill_target(self) -> int:
+        """
+        Tokens prefill must process: the prompt, or every token held at the last release().
+        """
+
+    @property
+    def is_prefill_complete(self) -> bool:
+        """prefill_position >= prefill_target."""
+
+    @property
+    def kv_position(self) -> int:
+        """Tokens whose KV is computed."""
+
+    @property
+    def tail_tokens(self) -> int:
+        """total_tokens - kv_position (decode needs exactly 1)."""
+
+    @property
+    def tier(self) -> str:
+        """
+        The tier ("G1", "G2", "G3") of the managers this sequence works with; "released" after close().
+        """
+
+    @property
+    def valid(self) -> bool:
+        """False once the sequence was closed."""
+
+    def close(self) -> None:
+        """
+        Drops the sequence now: every block it holds goes back, last block first (idempotent); later use raises InvalidHandle.
+        """
+
+    def __enter__(self) -> SchedulableSequence: ...
+
+    def __exit__(self, exc_type: object | None, exc: object | None, tb: object | None) -> None:
+        """Closes the sequence (the `with` block's end)."""
+
+    @property
+    def num_input_tokens(self) -> int:
+        """Prompt tokens."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens held: prompt plus generated."""
+
+    @property
+    def generated_tokens(self) -> int:
+        """Tokens generated so far."""
+
+    @property
+    def max_output_tokens(self) -> int:
+        """The most tokens the request may generate."""
+
+    @property
+    def remaining_tokens(self) -> int:
+        """max_output_tokens - generated_tokens."""
+
+    @property
+    def num_blocks(self) -> int:
+        """Full token blocks (each has a sequence hash)."""
+
+    @property
+    def assigned_blocks(self) -> int:
+        """Registered blocks held (matchable by other requests)."""
+
+    @property
+    def staged_blocks(self) -> int:
+        """Staged (complete, not yet registered) blocks held."""
+
+    @property
+    def unassigned_blocks(self) -> int:
+        """Fresh (mutable) blocks held."""
+
+    @property
+    def num_held(self) -> int:
+        """Blocks held: the length of page_indices()."""
+
+    @property
+    def prefix_matched_blocks(self) -> int:
+        """Blocks the last prefix match (or reacquire) adopted from the cache."""
+
+    @property
+    def new_tokens_for_prefill(self) -> int:
+        """Tokens not covered by the cache hit (what prefill must compute)."""
+
+    @property
+    def block_size(self) -> int:
+        """Tokens per block (a power of two, equal to the manager's)."""
+
+    @property
+    def is_complete(self) -> bool:
+        """True once max_output_tokens were generated."""
+
+    @property
+    def hash_keys(self) -> HashKeys:
+        """A copy of the sequence's HashKeys."""
+
+    def tokens(self) -> list[int]:
+        """Every token held (prompt, then generated), as a new list."""
+
+    def sequence_hashes(self) -> list[SequenceHash]:
+        """Sequence hashes of the full token blocks, position 0 first."""
+
+    def page_indices(self) -> list[int]:
+        """
+        The row a device block table needs: the held blocks' ids in token order (re-read it after each registration: under duplication="reject" a block may be answered with the existing primary).
+        """
+
+    def __repr__(self) -> str: ...

@@ -81,5 +81,6 @@ void bind_tokens(nb::module_& m);
 void bind_device(nb::module_& m);
 void bind_blocks(nb::module_& m);
 void bind_bench_support(nb::module_& m);
+void bind_sequences(nb::module_& m);
 
 }  // namespace kvbm::python

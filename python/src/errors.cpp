@@ -5,6 +5,9 @@
 // import (never freed: the module cannot be unloaded), so nothing is global.
 #include <Python.h>
 
+#include <initializer_list>
+#include <utility>
+
 #include "common.hpp"
 
 #if __has_include("kvbm/cuda/error.hpp") && defined(KVBM_PYTHON_CUDA)
@@ -23,6 +26,8 @@ struct ErrorTypes {
   PyObject* foreign_block;
   PyObject* attachment;
   PyObject* cuda;
+  PyObject* schedule;
+  PyObject* apply;
 };
 
 /// The class `name` of kvbm._errors (pure Python, so type checkers and stubgen see real classes).
@@ -31,6 +36,16 @@ PyObject* error_class(nb::module_& errors, const char* name) {
 }
 
 void raise(PyObject* type, const std::exception& e) { PyErr_SetString(type, e.what()); }
+
+/// Raises `type(e.what())` with attributes set (the kinds are enums bound in sequences.cpp).
+void raise_with(PyObject* type, const std::exception& e,
+                std::initializer_list<std::pair<const char*, nb::object>> attrs) {
+  PyObject* value = PyObject_CallFunction(type, "s", e.what());
+  if (value == nullptr) return;  // the failed call left its own error set
+  for (const auto& [name, attr] : attrs) PyObject_SetAttrString(value, name, attr.ptr());
+  PyErr_SetObject(type, value);
+  Py_DECREF(value);
+}
 
 }  // namespace
 
@@ -45,6 +60,8 @@ void bind_errors(nb::module_& m) {
   types->foreign_block = error_class(errors, "ForeignBlock");
   types->attachment = error_class(errors, "AttachmentError");
   types->cuda = error_class(errors, "CudaError");
+  types->schedule = error_class(errors, "ScheduleError");
+  types->apply = error_class(errors, "ApplyError");
   (void)m;
 
   nb::register_exception_translator(
@@ -73,6 +90,10 @@ void bind_errors(nb::module_& m) {
         } catch (const CudaError& e) {
           raise(t.cuda, e);
 #endif
+        } catch (const ScheduleError& e) {
+          raise_with(t.schedule, e, {{"kind", nb::cast(e.kind())}, {"needed", nb::int_(e.needed())}});
+        } catch (const ApplyError& e) {
+          raise_with(t.apply, e, {{"kind", nb::cast(e.kind())}});
         } catch (const Error& e) {
           raise(t.base, e);
         }

@@ -14,6 +14,8 @@ HIERARCHY = {
     "InvalidHandle": (),
     "AttachmentError": (),
     "CudaError": (RuntimeError,),
+    "ScheduleError": (),
+    "ApplyError": (),
 }
 
 
