@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <utility>
 
 #include "kvbm/detail/block_store.hpp"
@@ -111,6 +112,17 @@ class MutableBlock {
       throw BlockSizeMismatch(store_->block_size(), block_size);
     }
     store_->stage(block_id_, hash);
+    return CompleteBlock<Tier>(std::exchange(store_, nullptr), block_id_, hash);
+  }
+  /// Same with an explicit hash and the block's token ids, which go with its Stored event (for
+  /// callers that hold the tokens but hash them their own way, e.g. with HashKeys). Throws
+  /// BlockSizeMismatch (block untouched) unless there are exactly block_size() tokens.
+  [[nodiscard]] CompleteBlock<Tier> stage(const SequenceHash& hash,
+                                          std::span<const Token> tokens) && {
+    if (tokens.size() != detail::live_store(store_, "MutableBlock::stage").block_size()) {
+      throw BlockSizeMismatch(store_->block_size(), tokens.size());
+    }
+    store_->stage(block_id_, hash, tokens);
     return CompleteBlock<Tier>(std::exchange(store_, nullptr), block_id_, hash);
   }
 

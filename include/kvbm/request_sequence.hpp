@@ -311,8 +311,12 @@ class RequestSequence {
     if (count == 0) return 0;
     const std::size_t start = assigned_.size() + staged_.size();
     for (std::size_t i = 0; i < count; ++i) {
-      // Cannot throw: the block size was checked when the block joined the row.
-      staged_.push_back(std::move(unassigned_[i]).stage(hashes_[start + i], block_size_));
+      // Cannot throw: the block size was checked when the block joined the row. The tokens go
+      // with the block's Stored event when the manager reports KV events.
+      const std::size_t block = start + i;
+      staged_.push_back(std::move(unassigned_[i])
+                            .stage(hashes_[block], std::span<const std::uint32_t>(tokens_).subspan(
+                                                       block * block_size_, block_size_)));
     }
     unassigned_.erase(unassigned_.begin(),
                       unassigned_.begin() + static_cast<std::ptrdiff_t>(count));

@@ -243,6 +243,28 @@ TEST(KvEvents, StagedByHashCarriesNoTokens) {
   EXPECT_EQ(f.log[0].token_count, 0u);
 }
 
+TEST(KvEvents, StagedByHashWithTokensCarriesThem) {
+  Fixture f;
+  auto m = f.make(DuplicationPolicy::Allow);
+  const auto tokens = test::iota_tokens(500, test::kTestBlockSize);
+  const auto short_tokens = test::iota_tokens(500, test::kTestBlockSize - 1);
+  auto mutable_block = test::allocate_one(m);
+  const BlockId id = mutable_block.block_id();
+  // A wrong token count is refused and the block stays the caller's.
+  EXPECT_THROW((void)std::move(mutable_block).stage(test::synth_hash(9), short_tokens),
+               BlockSizeMismatch);
+  ASSERT_TRUE(mutable_block.valid());
+  EXPECT_EQ(mutable_block.block_id(), id);
+  std::vector<CompleteBlock<G1>> staged;
+  staged.push_back(std::move(mutable_block).stage(test::synth_hash(9), tokens));
+  auto registered = m.register_blocks(std::move(staged));
+  ASSERT_EQ(f.log.size(), 1u);
+  EXPECT_EQ(f.log[0].token_count, test::kTestBlockSize);
+  const auto seen = f.consumer->tokens(f.log[0].block_hash);
+  EXPECT_TRUE(std::equal(seen.begin(), seen.end(), tokens.begin(), tokens.end()));
+  m.check_invariants();
+}
+
 TEST(KvEvents, NoEventForDuplicatesRejectHitsOrRevivals) {
   for (auto policy : {DuplicationPolicy::Allow, DuplicationPolicy::Reject}) {
     Fixture f;
