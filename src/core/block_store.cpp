@@ -470,6 +470,7 @@ void BlockStore::register_staged(
         entries[taken].entry =
             s.core->acquire_present(input(taken).second, s.tier, &entries[taken].created);
       }
+      if (s.events) s.events->reserve_stored(count);
     } catch (...) {
       while (taken > 0) s.core->release_present(entries[--taken].entry, s.tier);
       throw;

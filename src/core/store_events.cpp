@@ -46,6 +46,11 @@ void StoreEvents::stage_tokens(BlockId id, std::span<const Token> tokens) noexce
   slot_has_tokens_[id] = 1;
 }
 
+void StoreEvents::reserve_stored(std::size_t count) {
+  pending_.reserve(pending_.size() + count);
+  if (want_tokens_) pending_tokens_.reserve(pending_tokens_.size() + count * block_size_);
+}
+
 void StoreEvents::stored(BlockId id, const SequenceHash& hash) {
   if (!reports(hash)) return;
   KvEventRecord record;

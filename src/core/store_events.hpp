@@ -34,6 +34,9 @@ class StoreEvents {
   void forget_tokens(BlockId id) noexcept {
     if (want_tokens_) slot_has_tokens_[id] = 0;
   }
+  /// Makes room for `count` Stored records (and their tokens), so a registration can reserve
+  /// before its first slot change and stored() then never allocates (strong guarantee).
+  void reserve_stored(std::size_t count);
   void stored(BlockId id, const SequenceHash& hash);
   void removed(const SequenceHash& hash);
   /// Replaces every record from index `first` on (removals of one drain) by one Cleared.
