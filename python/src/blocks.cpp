@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "common.hpp"
+#include "fast_instances.hpp"
 
 namespace kvbm::python {
 namespace {
@@ -85,6 +86,12 @@ struct Items {
   std::vector<T*> items;
 };
 
+[[noreturn]] void not_a(PyObject* item, Py_ssize_t i, const char* operation, const char* expected) {
+  throw nb::type_error((std::string(operation) + ": item " + std::to_string(i) + " is a " +
+                        Py_TYPE(item)->tp_name + ", expected " + expected)
+                           .c_str());
+}
+
 /// Unwraps a sequence of bound `T` instances (exact type or subclass); TypeError otherwise.
 template <class T>
 Items<T> unwrap_all(nb::handle sequence, const char* operation, const char* expected) {
@@ -94,47 +101,61 @@ Items<T> unwrap_all(nb::handle sequence, const char* operation, const char* expe
   if (!out.keep.is_valid()) throw nb::python_error();
   const Py_ssize_t n = PySequence_Fast_GET_SIZE(out.keep.ptr());
   PyObject** items = PySequence_Fast_ITEMS(out.keep.ptr());
-  auto* type = reinterpret_cast<PyTypeObject*>(nb::type<T>().ptr());
-  out.items.reserve(static_cast<std::size_t>(n));
+  PyTypeObject* type = detail::bound_type<T>();
+  out.items.resize(static_cast<std::size_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
     if (Py_TYPE(items[i]) != type && !PyObject_TypeCheck(items[i], type)) {
-      throw nb::type_error((std::string(operation) + ": item " + std::to_string(i) + " is a " +
-                            Py_TYPE(items[i])->tp_name + ", expected " + expected)
-                               .c_str());
+      not_a(items[i], i, operation, expected);
     }
-    out.items.push_back(nb::inst_ptr<T>(items[i]));
+    out.items[static_cast<std::size_t>(i)] = detail::payload<T>(items[i]);
   }
   return out;
 }
 
+/// The hashes of a sequence of SequenceHash, in one pass (each item's C++ value is read in
+/// place: no per-item cast); TypeError naming the first item of another type.
 std::vector<SequenceHash> hashes_of(nb::handle sequence, const char* operation) {
-  auto items = unwrap_all<SequenceHash>(sequence, operation, "SequenceHash");
   std::vector<SequenceHash> out;
-  out.reserve(items.items.size());
-  for (const SequenceHash* h : items.items) out.push_back(*h);
+  nb::object keep;
+  PyObject** items = nullptr;
+  Py_ssize_t n = 0;
+  if (PyList_CheckExact(sequence.ptr()) || PyTuple_CheckExact(sequence.ptr())) {
+    items = PySequence_Fast_ITEMS(sequence.ptr());  // no Python code runs while we read
+    n = PySequence_Fast_GET_SIZE(sequence.ptr());
+  } else {
+    const std::string message = std::string(operation) + ": expected a sequence of SequenceHash";
+    keep = nb::steal(PySequence_Fast(sequence.ptr(), message.c_str()));
+    if (!keep.is_valid()) throw nb::python_error();
+    items = PySequence_Fast_ITEMS(keep.ptr());
+    n = PySequence_Fast_GET_SIZE(keep.ptr());
+  }
+  PyTypeObject* type = detail::bound_type<SequenceHash>();
+  out.resize(static_cast<std::size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (Py_TYPE(items[i]) != type && !PyObject_TypeCheck(items[i], type)) {
+      not_a(items[i], i, operation, "SequenceHash");
+    }
+    out[static_cast<std::size_t>(i)] = *detail::payload<SequenceHash>(items[i]);
+  }
   return out;
 }
 
-/// The result list, built in C++: one instance allocation per handle, no Python-level calls.
+/// The result list, built in C++: one object per handle (make_instance: no nanobind
+/// bookkeeping, see fast_instances.hpp), no Python-level calls.
 template <class Wrapper, class Handle>
 nb::list to_list(std::vector<Handle>& handles) {
-  nb::handle type = nb::type<Wrapper>();
   nb::list out = nb::steal<nb::list>(PyList_New(static_cast<Py_ssize_t>(handles.size())));
+  if (!out.is_valid()) throw nb::python_error();
   for (std::size_t i = 0; i < handles.size(); ++i) {
-    nb::object item = nb::inst_alloc(type);
-    new (nb::inst_ptr<Wrapper>(item)) Wrapper{std::move(handles[i])};
-    nb::inst_mark_ready(item);
-    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), item.release().ptr());
+    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i),
+                    detail::make_instance<Wrapper>(std::move(handles[i])).release().ptr());
   }
   return out;
 }
 
 template <class Wrapper, class Handle>
 nb::object wrap(Handle&& handle) {
-  nb::object item = nb::inst_alloc(nb::type<Wrapper>());
-  new (nb::inst_ptr<Wrapper>(item)) Wrapper{std::move(handle)};
-  nb::inst_mark_ready(item);
-  return item;
+  return detail::make_instance<Wrapper>(std::move(handle));
 }
 
 /// Moves the handles out of `wrappers` into one vector for a consuming batch call. Every
@@ -344,9 +365,14 @@ bool is_live(const Wrapper& w) {
 /// close(), the context-manager protocol and `valid`, shared by every handle class.
 template <class Wrapper>
 void add_handle_protocol(nb::class_<Wrapper>& cls) {
+  // __enter__ returns its own argument: a C++ reference return would make nanobind look the
+  // object up in its instance table, where fast instances (fast_instances.hpp) are not.
+  static const std::string enter_sig =
+      "def __enter__(self) -> " + nb::cast<std::string>(cls.attr("__name__"));
   cls.def("close", &release<Wrapper>, kReleasedDoc)
       .def(
-          "__enter__", [](Wrapper& w) -> Wrapper& { return w; }, nb::rv_policy::reference)
+          "__enter__", [](nb::pointer_and_handle<Wrapper> self) { return nb::borrow(self.h); },
+          nb::sig(enter_sig.c_str()))
       .def(
           "__exit__", [](Wrapper& w, nb::handle, nb::handle, nb::handle) { release(w); },
           nb::arg("exc_type").none(), nb::arg("exc").none(), nb::arg("tb").none(),
@@ -473,6 +499,7 @@ void bind_blocks(nb::module_& m) {
           nb::arg("fence"), "The slot is not handed out again until `fence` is ready.")
       .def("__repr__", [](PyMutableBlock& b) { return handle_repr("MutableBlock", b); });
   add_handle_protocol(mutable_block);
+  detail::enable_fast_instances<PyMutableBlock>(mutable_block);
 
   nb::class_<PyCompleteBlock> complete_block(
       m, "CompleteBlock",
@@ -511,6 +538,7 @@ void bind_blocks(nb::module_& m) {
           nb::arg("fence"), "The slot is not handed out again until `fence` is ready.")
       .def("__repr__", [](PyCompleteBlock& b) { return handle_repr("CompleteBlock", b); });
   add_handle_protocol(complete_block);
+  detail::enable_fast_instances<PyCompleteBlock>(complete_block);
 
   nb::class_<PyImmutableBlock> immutable_block(
       m, "ImmutableBlock",
@@ -584,6 +612,7 @@ void bind_blocks(nb::module_& m) {
           nb::arg("fence"), "The slot is not handed out again until `fence` is ready.")
       .def("__repr__", [](PyImmutableBlock& b) { return handle_repr("ImmutableBlock", b); });
   add_handle_protocol(immutable_block);
+  detail::enable_fast_instances<PyImmutableBlock>(immutable_block);
 
   nb::class_<PyWeakBlock> weak_block(
       m, "WeakBlock", "A non-owning reference: upgrade() revives the block if live or cached.");
@@ -615,6 +644,7 @@ void bind_blocks(nb::module_& m) {
                ")";
       });
   add_handle_protocol(weak_block);
+  detail::enable_fast_instances<PyWeakBlock>(weak_block);
 
   nb::class_<PyLifecyclePin> pin(
       m, "LifecyclePin",
