@@ -9,6 +9,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -79,63 +80,50 @@ void init_manager(PyBlockManager* self, const std::string& tier, std::int64_t bl
   }
 }
 
-/// A sequence's items, kept alive by `keep` while the pointers are used.
-template <class T>
-struct Items {
-  nb::object keep;
-  std::vector<T*> items;
-};
-
 [[noreturn]] void not_a(PyObject* item, Py_ssize_t i, const char* operation, const char* expected) {
   throw nb::type_error((std::string(operation) + ": item " + std::to_string(i) + " is a " +
                         Py_TYPE(item)->tp_name + ", expected " + expected)
                            .c_str());
 }
 
-/// Unwraps a sequence of bound `T` instances (exact type or subclass); TypeError otherwise.
-template <class T>
-Items<T> unwrap_all(nb::handle sequence, const char* operation, const char* expected) {
-  Items<T> out;
-  const std::string not_a_sequence = std::string(operation) + ": expected a sequence of " + expected;
-  out.keep = nb::steal(PySequence_Fast(sequence.ptr(), not_a_sequence.c_str()));
-  if (!out.keep.is_valid()) throw nb::python_error();
-  const Py_ssize_t n = PySequence_Fast_GET_SIZE(out.keep.ptr());
-  PyObject** items = PySequence_Fast_ITEMS(out.keep.ptr());
-  PyTypeObject* type = detail::bound_type<T>();
-  out.items.resize(static_cast<std::size_t>(n));
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    if (Py_TYPE(items[i]) != type && !PyObject_TypeCheck(items[i], type)) {
-      not_a(items[i], i, operation, expected);
+/// A sequence's items, read in place: a list or tuple directly (no Python code runs while a
+/// batch call reads them), anything else through PySequence_Fast, kept alive by `keep`.
+struct Items {
+  nb::object keep;
+  PyObject** items = nullptr;
+  Py_ssize_t size = 0;
+
+  Items(nb::handle sequence, const char* operation, const char* expected) {
+    PyObject* seq = sequence.ptr();
+    if (!PyList_CheckExact(seq) && !PyTuple_CheckExact(seq)) {
+      const std::string message = std::string(operation) + ": expected a sequence of " + expected;
+      keep = nb::steal(PySequence_Fast(seq, message.c_str()));
+      if (!keep.is_valid()) throw nb::python_error();
+      seq = keep.ptr();
     }
-    out.items[static_cast<std::size_t>(i)] = detail::payload<T>(items[i]);
+    items = PySequence_Fast_ITEMS(seq);
+    size = PySequence_Fast_GET_SIZE(seq);
   }
-  return out;
+};
+
+/// Item i of `in` as a bound `T` (exact type or subclass); TypeError naming it otherwise.
+template <class T>
+T* item_as(const Items& in, Py_ssize_t i, const char* operation, const char* expected) {
+  PyObject* item = in.items[i];
+  PyTypeObject* type = detail::bound_type<T>();
+  if (Py_TYPE(item) != type && !PyObject_TypeCheck(item, type)) {
+    not_a(item, i, operation, expected);
+  }
+  return detail::payload<T>(item);
 }
 
 /// The hashes of a sequence of SequenceHash, in one pass (each item's C++ value is read in
 /// place: no per-item cast); TypeError naming the first item of another type.
 std::vector<SequenceHash> hashes_of(nb::handle sequence, const char* operation) {
-  std::vector<SequenceHash> out;
-  nb::object keep;
-  PyObject** items = nullptr;
-  Py_ssize_t n = 0;
-  if (PyList_CheckExact(sequence.ptr()) || PyTuple_CheckExact(sequence.ptr())) {
-    items = PySequence_Fast_ITEMS(sequence.ptr());  // no Python code runs while we read
-    n = PySequence_Fast_GET_SIZE(sequence.ptr());
-  } else {
-    const std::string message = std::string(operation) + ": expected a sequence of SequenceHash";
-    keep = nb::steal(PySequence_Fast(sequence.ptr(), message.c_str()));
-    if (!keep.is_valid()) throw nb::python_error();
-    items = PySequence_Fast_ITEMS(keep.ptr());
-    n = PySequence_Fast_GET_SIZE(keep.ptr());
-  }
-  PyTypeObject* type = detail::bound_type<SequenceHash>();
-  out.resize(static_cast<std::size_t>(n));
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    if (Py_TYPE(items[i]) != type && !PyObject_TypeCheck(items[i], type)) {
-      not_a(items[i], i, operation, "SequenceHash");
-    }
-    out[static_cast<std::size_t>(i)] = *detail::payload<SequenceHash>(items[i]);
+  const Items in(sequence, operation, "SequenceHash");
+  std::vector<SequenceHash> out(static_cast<std::size_t>(in.size));
+  for (Py_ssize_t i = 0; i < in.size; ++i) {
+    out[static_cast<std::size_t>(i)] = *item_as<SequenceHash>(in, i, operation, "SequenceHash");
   }
   return out;
 }
@@ -158,39 +146,59 @@ nb::object wrap(Handle&& handle) {
   return detail::make_instance<Wrapper>(std::move(handle));
 }
 
-/// Moves the handles out of `wrappers` into one vector for a consuming batch call. Every
-/// wrapper must be live and of `Tier`; checked before anything moves, and a wrapper listed
-/// twice puts everything back. `restore` hands back what the call did not consume.
+/// Moves the handles out of the wrappers in `in` into one vector for a consuming batch call.
+/// Every item must be a live `Wrapper` of `Tier`; checked before anything moves, and a wrapper
+/// listed twice puts everything back. `restore` hands back what the call did not consume.
 template <class Tier, template <class> class Handle, class Wrapper>
 struct Consumed {
   std::vector<Handle<Tier>> handles;
-  std::vector<Wrapper*> from;
+  // The wrappers' objects, one strong reference each: another thread may empty the caller's
+  // list while the call runs without the GIL, and restore() still writes into them.
+  std::vector<PyObject*> from;
 
-  Consumed(const std::vector<Wrapper*>& wrappers, const char* operation, const char* what) {
-    for (Wrapper* w : wrappers) {
+  Consumed(const Items& in, const char* operation, const char* what) {
+    handles.reserve(static_cast<std::size_t>(in.size));
+    from.reserve(static_cast<std::size_t>(in.size));
+    // One pass; any bad item puts back what was taken so far before throwing.
+    for (Py_ssize_t i = 0; i < in.size; ++i) {
+      PyObject* item = in.items[i];
+      PyTypeObject* type = detail::bound_type<Wrapper>();
+      if (Py_TYPE(item) != type && !PyObject_TypeCheck(item, type)) {
+        restore();
+        not_a(item, i, operation, what);
+      }
+      auto* w = detail::payload<Wrapper>(item);
       if (w->handle.index() == 0) {
+        const bool twice = std::find(from.begin(), from.end(), item) != from.end();
+        restore();
+        if (twice) {
+          throw InvalidHandle(std::string(operation) + ": the same " + what + " is listed twice");
+        }
         throw InvalidHandle(std::string(operation) + ": a " + what +
                             " was already released (closed, consumed, or passed to a batch call)");
       }
-      if (!std::holds_alternative<Handle<Tier>>(w->handle)) {
+      auto* handle = std::get_if<Handle<Tier>>(&w->handle);
+      if (handle == nullptr) {
+        restore();
         throw ForeignBlock(std::string(operation) + ": a " + what +
                            " belongs to a manager of another tier");
       }
-    }
-    handles.reserve(wrappers.size());
-    from.reserve(wrappers.size());
-    for (Wrapper* w : wrappers) {
-      if (w->handle.index() == 0) {  // the same object listed twice
-        restore();
-        throw InvalidHandle(std::string(operation) + ": the same " + what + " is listed twice");
-      }
-      handles.push_back(std::move(std::get<Handle<Tier>>(w->handle)));
+      handles.push_back(std::move(*handle));
       w->handle = std::monostate{};
-      from.push_back(w);
+      Py_INCREF(item);
+      from.push_back(item);
     }
   }
+  Consumed(const Consumed&) = delete;
+  Consumed& operator=(const Consumed&) = delete;
+  ~Consumed() {  // with the GIL held
+    for (PyObject* o : from) Py_DECREF(o);
+  }
   void restore() noexcept {
-    for (std::size_t i = 0; i < from.size(); ++i) from[i]->handle = std::move(handles[i]);
+    for (std::size_t i = 0; i < from.size(); ++i) {
+      detail::payload<Wrapper>(from[i])->handle = std::move(handles[i]);
+      Py_DECREF(from[i]);
+    }
     handles.clear();
     from.clear();
   }
@@ -226,10 +234,10 @@ std::optional<nb::list> allocate_blocks(PyBlockManager& self, std::size_t n, boo
 }
 
 nb::list register_blocks(PyBlockManager& self, nb::handle blocks) {
-  auto items = unwrap_all<PyCompleteBlock>(blocks, "register_blocks", "CompleteBlock");
+  const Items items(blocks, "register_blocks", "CompleteBlock");
   return with_manager(self, [&](auto& manager) {
     using Tier = tier_of<decltype(manager)>;
-    Consumed<Tier, CompleteBlock, PyCompleteBlock> in(items.items, "register_blocks",
+    Consumed<Tier, CompleteBlock, PyCompleteBlock> in(items, "register_blocks",
                                                       "CompleteBlock");
     std::vector<ImmutableBlock<Tier>> out;
     try {
@@ -257,10 +265,20 @@ nb::list match_blocks(PyBlockManager& self, nb::handle hashes) {
 }
 
 nb::dict scan_matches(PyBlockManager& self, nb::handle hashes, bool touch) {
-  auto items = unwrap_all<SequenceHash>(hashes, "scan_matches", "SequenceHash");
-  std::vector<SequenceHash> keys;
-  keys.reserve(items.items.size());
-  for (const SequenceHash* h : items.items) keys.push_back(*h);
+  // The caller's objects become the result's keys after the GIL-released call, so they are
+  // read from a sequence nobody else can change meanwhile: the caller's tuple, a tuple copy of
+  // the caller's list, or PySequence_Fast's own list.
+  Items items(hashes, "scan_matches", "SequenceHash");
+  if (!items.keep.is_valid() && !PyTuple_CheckExact(hashes.ptr())) {
+    const nb::object copy = nb::steal(PySequence_Tuple(hashes.ptr()));
+    if (!copy.is_valid()) throw nb::python_error();
+    items = Items(copy, "scan_matches", "SequenceHash");
+    items.keep = copy;
+  }
+  std::vector<SequenceHash> keys(static_cast<std::size_t>(items.size));
+  for (Py_ssize_t i = 0; i < items.size; ++i) {
+    keys[static_cast<std::size_t>(i)] = *item_as<SequenceHash>(items, i, "scan_matches", "SequenceHash");
+  }
   return with_manager(self, [&](auto& manager) {
     using Tier = tier_of<decltype(manager)>;
     std::unordered_map<SequenceHash, ImmutableBlock<Tier>> found;
@@ -270,7 +288,7 @@ nb::dict scan_matches(PyBlockManager& self, nb::handle hashes, bool touch) {
     }
     // The caller's own SequenceHash objects become the keys: no new object per entry.
     nb::dict out;
-    PyObject** objects = PySequence_Fast_ITEMS(items.keep.ptr());
+    PyObject** objects = items.items;
     for (std::size_t i = 0; i < keys.size() && !found.empty(); ++i) {
       auto it = found.find(keys[i]);
       if (it == found.end()) continue;
@@ -282,10 +300,10 @@ nb::dict scan_matches(PyBlockManager& self, nb::handle hashes, bool touch) {
 }
 
 void release_blocks(PyBlockManager& self, nb::handle blocks) {
-  auto items = unwrap_all<PyImmutableBlock>(blocks, "release_blocks", "ImmutableBlock");
+  const Items items(blocks, "release_blocks", "ImmutableBlock");
   with_manager(self, [&](auto& manager) {
     using Tier = tier_of<decltype(manager)>;
-    Consumed<Tier, ImmutableBlock, PyImmutableBlock> in(items.items, "release_blocks",
+    Consumed<Tier, ImmutableBlock, PyImmutableBlock> in(items, "release_blocks",
                                                         "ImmutableBlock");
     try {
       nb::gil_scoped_release release;

@@ -58,8 +58,10 @@ static_assert(sizeof(InstHeader) == sizeof(PyObject) + 2 * sizeof(std::uint32_t)
 inline constexpr std::uint32_t kStateReady = 2;
 /// Written into the header's unused bits: "made by make_instance" (nanobind writes 0 there).
 inline constexpr std::uint32_t kMarker = 0x6b7662;  // "kvb"
-/// At most this many freed objects are kept per type (about 50 KiB at 48 bytes each).
-inline constexpr std::size_t kFreeListCap = 1024;
+/// At most this many freed objects are kept per type (about 200 KiB at 48 bytes each): enough
+/// that a step which drops the handles of a few thousand blocks feeds the next step's batch
+/// calls without the allocator (bench/python_overhead.py keeps 64 x 32 handles alive at once).
+inline constexpr std::size_t kFreeListCap = 4096;
 
 /// Whether freed objects are recycled: not under the sanitizers (so they see every use after
 /// free) nor in CPython debug builds (whose reference accounting PyObject_Init does).
