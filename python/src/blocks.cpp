@@ -303,15 +303,47 @@ void release_blocks(PyBlockManager& self, nb::handle blocks) {
   const Items items(blocks, "release_blocks", "ImmutableBlock");
   with_manager(self, [&](auto& manager) {
     using Tier = tier_of<decltype(manager)>;
-    Consumed<Tier, ImmutableBlock, PyImmutableBlock> in(items, "release_blocks",
-                                                        "ImmutableBlock");
-    try {
-      nb::gil_scoped_release release;
-      manager.release_blocks(std::move(in.handles));
-    } catch (...) {
-      in.restore();  // ForeignBlock: nothing was released
-      throw;
+    const std::uint64_t id = manager.id().value();
+    // Everything the C++ call checks (live, this tier, this manager, each handle once) is
+    // checked here with the GIL held, taking the handles in the same pass and putting them
+    // back on the first bad one. So the GIL-released call cannot fail on its input, and no
+    // wrapper is touched after it: the caller's objects need no extra reference while another
+    // thread may change the caller's list. Should the call still throw (out of memory), the
+    // handles are dropped: the blocks go back to their pool, none leaked or freed twice.
+    std::vector<ImmutableBlock<Tier>> handles;
+    handles.reserve(static_cast<std::size_t>(items.size));
+    auto put_back = [&] {
+      for (std::size_t j = 0; j < handles.size(); ++j) {
+        detail::payload<PyImmutableBlock>(items.items[j])->handle = std::move(handles[j]);
+      }
+    };
+    for (Py_ssize_t i = 0; i < items.size; ++i) {
+      PyObject* item = items.items[i];
+      PyTypeObject* type = detail::bound_type<PyImmutableBlock>();
+      if (Py_TYPE(item) != type && !PyObject_TypeCheck(item, type)) {
+        put_back();
+        not_a(item, i, "release_blocks", "ImmutableBlock");
+      }
+      auto* w = detail::payload<PyImmutableBlock>(item);
+      auto* handle = std::get_if<ImmutableBlock<Tier>>(&w->handle);
+      if (handle == nullptr || handle->manager_id().value() != id) {
+        const bool released = w->handle.index() == 0;
+        const bool twice = released && std::find(items.items, items.items + i, item) != items.items + i;
+        put_back();
+        if (twice) throw InvalidHandle("release_blocks: the same ImmutableBlock is listed twice");
+        if (released) {
+          throw InvalidHandle("release_blocks: an ImmutableBlock was already released (closed, "
+                              "consumed, or passed to a batch call)");
+        }
+        throw ForeignBlock(handle == nullptr
+                               ? "release_blocks: an ImmutableBlock belongs to a manager of another tier"
+                               : "release_blocks: an ImmutableBlock belongs to another manager");
+      }
+      handles.push_back(std::move(*handle));
+      w->handle = std::monostate{};
     }
+    nb::gil_scoped_release release;
+    manager.release_blocks(std::move(handles));
   });
 }
 
