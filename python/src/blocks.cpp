@@ -106,6 +106,15 @@ struct Items {
   }
 };
 
+/// How many items ahead a batch call's loop over Python objects starts loading them.
+constexpr Py_ssize_t kPrefetchAhead = 4;
+
+/// Starts loading an object's first two cache lines (its header and the C++ value after it).
+inline void prefetch_object(PyObject* object) noexcept {
+  __builtin_prefetch(object);
+  __builtin_prefetch(reinterpret_cast<const char*>(object) + 64);
+}
+
 /// Item i of `in` as a bound `T` (exact type or subclass); TypeError naming it otherwise.
 template <class T>
 T* item_as(const Items& in, Py_ssize_t i, const char* operation, const char* expected) {
@@ -123,6 +132,7 @@ std::vector<SequenceHash> hashes_of(nb::handle sequence, const char* operation) 
   const Items in(sequence, operation, "SequenceHash");
   std::vector<SequenceHash> out(static_cast<std::size_t>(in.size));
   for (Py_ssize_t i = 0; i < in.size; ++i) {
+    if (i + kPrefetchAhead < in.size) prefetch_object(in.items[i + kPrefetchAhead]);
     out[static_cast<std::size_t>(i)] = *item_as<SequenceHash>(in, i, operation, "SequenceHash");
   }
   return out;
@@ -160,9 +170,10 @@ struct Consumed {
     handles.reserve(static_cast<std::size_t>(in.size));
     from.reserve(static_cast<std::size_t>(in.size));
     // One pass; any bad item puts back what was taken so far before throwing.
+    PyTypeObject* const type = detail::bound_type<Wrapper>();
     for (Py_ssize_t i = 0; i < in.size; ++i) {
       PyObject* item = in.items[i];
-      PyTypeObject* type = detail::bound_type<Wrapper>();
+      if (i + kPrefetchAhead < in.size) prefetch_object(in.items[i + kPrefetchAhead]);
       if (Py_TYPE(item) != type && !PyObject_TypeCheck(item, type)) {
         restore();
         not_a(item, i, operation, what);
@@ -317,9 +328,11 @@ void release_blocks(PyBlockManager& self, nb::handle blocks) {
         detail::payload<PyImmutableBlock>(items.items[j])->handle = std::move(handles[j]);
       }
     };
+    PyTypeObject* const type = detail::bound_type<PyImmutableBlock>();
     for (Py_ssize_t i = 0; i < items.size; ++i) {
       PyObject* item = items.items[i];
-      PyTypeObject* type = detail::bound_type<PyImmutableBlock>();
+      // The objects are scattered in memory: start loading a few ahead (header and handle).
+      if (i + kPrefetchAhead < items.size) prefetch_object(items.items[i + kPrefetchAhead]);
       if (Py_TYPE(item) != type && !PyObject_TypeCheck(item, type)) {
         put_back();
         not_a(item, i, "release_blocks", "ImmutableBlock");
