@@ -59,43 +59,51 @@ class Setup:
         seq = kvbm.TokenBlockSequence(list(range(blocks * BLOCK_SIZE)), BLOCK_SIZE)
         self.tokens = seq.blocks()
         self.hashes = seq.sequence_hashes()
-        # `fresh`: nothing registered (allocate, register). `cache`: `calls` chains of 32 blocks
+        # fresh(): nothing registered (allocate, register). `cache`: `calls` chains of 32 blocks
         # registered, each call works on its own chain (call i: hashes[i*n:(i+1)*n]).
-        self.fresh = kvbm.BlockManager("G1", block_count=blocks, block_size=BLOCK_SIZE)
+        self.blocks = blocks
         self.cache = kvbm.BlockManager("G1", block_count=blocks, block_size=BLOCK_SIZE)
         staged = [b.complete(t) for b, t in zip(self.cache.allocate_blocks(blocks), self.tokens)]
         self.held = self.cache.register_blocks(staged)
+
+    def fresh(self) -> kvbm.BlockManager:
+        """A new manager for each allocate/register measurement: both sides start from the same
+        free list (its order after earlier calls would otherwise differ between them)."""
+        return kvbm.BlockManager("G1", block_count=self.blocks, block_size=BLOCK_SIZE)
 
     def slices(self, n: int):
         return [self.hashes[i * BATCH:i * BATCH + n] for i in range(self.calls)]
 
 
 def py_allocate(s: Setup, n: int) -> float:
+    fresh = s.fresh()
     out = [None] * s.calls
-    ns = timed(s.fresh.allocate_blocks, [n] * s.calls, out)
+    ns = timed(fresh.allocate_blocks, [n] * s.calls, out)
     del out
     return ns
 
 
 def cpp_allocate(s: Setup, n: int) -> float:
-    return _kvbm._bench.allocate_calls_ns(s.fresh, n, s.calls)
+    return _kvbm._bench.allocate_calls_ns(s.fresh(), n, s.calls)
 
 
 def py_register(s: Setup, n: int) -> float:
-    mutable = s.fresh.allocate_blocks(n * s.calls)
-    staged = [b.stage(h, BLOCK_SIZE) for b, h in zip(mutable, s.hashes)]
+    fresh = s.fresh()
+    # As the C++ side: call i's blocks come from their own allocate_blocks(n), staged with
+    # hashes[i*n:(i+1)*n] (the same slots in the same order).
+    inputs = []
+    for i in range(s.calls):
+        mutable = fresh.allocate_blocks(n)
+        inputs.append([b.stage(h, BLOCK_SIZE) for b, h in zip(mutable, s.hashes[i * n:(i + 1) * n])])
     del mutable
-    inputs = [staged[i * n:(i + 1) * n] for i in range(s.calls)]
-    del staged
     out = [None] * s.calls
-    ns = timed(s.fresh.register_blocks, inputs, out)
+    ns = timed(fresh.register_blocks, inputs, out)
     del out, inputs
-    s.fresh.reset_inactive_pool()
     return ns
 
 
 def cpp_register(s: Setup, n: int) -> float:
-    return _kvbm._bench.register_calls_ns(s.fresh, s.hashes, n, s.calls)
+    return _kvbm._bench.register_calls_ns(s.fresh(), s.hashes, n, s.calls)
 
 
 def py_match(s: Setup, n: int) -> float:
@@ -169,7 +177,6 @@ def main() -> None:
         if not s.held:  # hold every chain again for the next repetition's held workloads
             s.held = s.cache.match_blocks(s.hashes)
     s.cache.check_invariants()
-    s.fresh.check_invariants()
 
     # The median of the repetitions: a best-of on each side would let one lucky C++ repetition
     # decide the verdict.
