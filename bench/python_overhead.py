@@ -2,7 +2,8 @@
 """Python-binding overhead of kvbm's batch calls: each call from Python and from C++, 32 and 1 blocks.
 
 For every batch call the issue names (allocate_blocks, register_blocks, match_blocks,
-release_blocks) the same calls run on the same manager with the same prepared inputs from Python
+release_blocks) the same calls run on the same manager (allocate and register: a new one of the
+same size for each measurement, on both sides) with the same prepared inputs from Python
 (a loop over `--calls` back-to-back calls, timed with time.thread_time_ns) and from C++
 (kvbm._kvbm._bench, the same loop in the extension, same per-thread CPU clock). Inputs are
 prepared and results dropped outside the timed region on both sides, so only the call is timed.
