@@ -9,12 +9,14 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <new>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
 
 #include "common.hpp"
+#include "fast_instances.hpp"
 
 namespace kvbm::python {
 namespace {
@@ -78,98 +80,136 @@ void init_manager(PyBlockManager* self, const std::string& tier, std::int64_t bl
   }
 }
 
-/// A sequence's items, kept alive by `keep` while the pointers are used.
-template <class T>
+[[noreturn]] void not_a(PyObject* item, Py_ssize_t i, const char* operation, const char* expected) {
+  throw nb::type_error((std::string(operation) + ": item " + std::to_string(i) + " is a " +
+                        Py_TYPE(item)->tp_name + ", expected " + expected)
+                           .c_str());
+}
+
+/// A sequence's items, read in place: a list or tuple directly (no Python code runs while a
+/// batch call reads them), anything else through PySequence_Fast, kept alive by `keep`.
 struct Items {
   nb::object keep;
-  std::vector<T*> items;
+  PyObject** items = nullptr;
+  Py_ssize_t size = 0;
+
+  Items(nb::handle sequence, const char* operation, const char* expected) {
+    PyObject* seq = sequence.ptr();
+    if (!PyList_CheckExact(seq) && !PyTuple_CheckExact(seq)) {
+      const std::string message = std::string(operation) + ": expected a sequence of " + expected;
+      keep = nb::steal(PySequence_Fast(seq, message.c_str()));
+      if (!keep.is_valid()) throw nb::python_error();
+      seq = keep.ptr();
+    }
+    items = PySequence_Fast_ITEMS(seq);
+    size = PySequence_Fast_GET_SIZE(seq);
+  }
 };
 
-/// Unwraps a sequence of bound `T` instances (exact type or subclass); TypeError otherwise.
+/// How many items ahead a batch call's loop over Python objects starts loading them.
+constexpr Py_ssize_t kPrefetchAhead = 4;
+
+/// Starts loading an object's first two cache lines (its header and the C++ value after it).
+inline void prefetch_object(PyObject* object) noexcept {
+  __builtin_prefetch(object);
+  __builtin_prefetch(reinterpret_cast<const char*>(object) + 64);
+}
+
+/// Item i of `in` as a bound `T` (exact type or subclass); TypeError naming it otherwise.
 template <class T>
-Items<T> unwrap_all(nb::handle sequence, const char* operation, const char* expected) {
-  Items<T> out;
-  const std::string not_a_sequence = std::string(operation) + ": expected a sequence of " + expected;
-  out.keep = nb::steal(PySequence_Fast(sequence.ptr(), not_a_sequence.c_str()));
-  if (!out.keep.is_valid()) throw nb::python_error();
-  const Py_ssize_t n = PySequence_Fast_GET_SIZE(out.keep.ptr());
-  PyObject** items = PySequence_Fast_ITEMS(out.keep.ptr());
-  auto* type = reinterpret_cast<PyTypeObject*>(nb::type<T>().ptr());
-  out.items.reserve(static_cast<std::size_t>(n));
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    if (Py_TYPE(items[i]) != type && !PyObject_TypeCheck(items[i], type)) {
-      throw nb::type_error((std::string(operation) + ": item " + std::to_string(i) + " is a " +
-                            Py_TYPE(items[i])->tp_name + ", expected " + expected)
-                               .c_str());
-    }
-    out.items.push_back(nb::inst_ptr<T>(items[i]));
+T* item_as(const Items& in, Py_ssize_t i, const char* operation, const char* expected) {
+  PyObject* item = in.items[i];
+  PyTypeObject* type = detail::bound_type<T>();
+  if (Py_TYPE(item) != type && !PyObject_TypeCheck(item, type)) {
+    not_a(item, i, operation, expected);
+  }
+  return detail::payload<T>(item);
+}
+
+/// The hashes of a sequence of SequenceHash, in one pass (each item's C++ value is read in
+/// place: no per-item cast); TypeError naming the first item of another type.
+std::vector<SequenceHash> hashes_of(nb::handle sequence, const char* operation) {
+  const Items in(sequence, operation, "SequenceHash");
+  std::vector<SequenceHash> out(static_cast<std::size_t>(in.size));
+  for (Py_ssize_t i = 0; i < in.size; ++i) {
+    if (i + kPrefetchAhead < in.size) prefetch_object(in.items[i + kPrefetchAhead]);
+    out[static_cast<std::size_t>(i)] = *item_as<SequenceHash>(in, i, operation, "SequenceHash");
   }
   return out;
 }
 
-std::vector<SequenceHash> hashes_of(nb::handle sequence, const char* operation) {
-  auto items = unwrap_all<SequenceHash>(sequence, operation, "SequenceHash");
-  std::vector<SequenceHash> out;
-  out.reserve(items.items.size());
-  for (const SequenceHash* h : items.items) out.push_back(*h);
-  return out;
-}
-
-/// The result list, built in C++: one instance allocation per handle, no Python-level calls.
+/// The result list, built in C++: one object per handle (make_instance: no nanobind
+/// bookkeeping, see fast_instances.hpp), no Python-level calls.
 template <class Wrapper, class Handle>
 nb::list to_list(std::vector<Handle>& handles) {
-  nb::handle type = nb::type<Wrapper>();
   nb::list out = nb::steal<nb::list>(PyList_New(static_cast<Py_ssize_t>(handles.size())));
+  if (!out.is_valid()) throw nb::python_error();
   for (std::size_t i = 0; i < handles.size(); ++i) {
-    nb::object item = nb::inst_alloc(type);
-    new (nb::inst_ptr<Wrapper>(item)) Wrapper{std::move(handles[i])};
-    nb::inst_mark_ready(item);
-    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), item.release().ptr());
+    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i),
+                    detail::make_instance<Wrapper>(std::move(handles[i])).release().ptr());
   }
   return out;
 }
 
 template <class Wrapper, class Handle>
 nb::object wrap(Handle&& handle) {
-  nb::object item = nb::inst_alloc(nb::type<Wrapper>());
-  new (nb::inst_ptr<Wrapper>(item)) Wrapper{std::move(handle)};
-  nb::inst_mark_ready(item);
-  return item;
+  return detail::make_instance<Wrapper>(std::move(handle));
 }
 
-/// Moves the handles out of `wrappers` into one vector for a consuming batch call. Every
-/// wrapper must be live and of `Tier`; checked before anything moves, and a wrapper listed
-/// twice puts everything back. `restore` hands back what the call did not consume.
+/// Moves the handles out of the wrappers in `in` into one vector for a consuming batch call.
+/// Every item must be a live `Wrapper` of `Tier`; checked before anything moves, and a wrapper
+/// listed twice puts everything back. `restore` hands back what the call did not consume.
 template <class Tier, template <class> class Handle, class Wrapper>
 struct Consumed {
   std::vector<Handle<Tier>> handles;
-  std::vector<Wrapper*> from;
+  // The wrappers' objects, one strong reference each: another thread may empty the caller's
+  // list while the call runs without the GIL, and restore() still writes into them.
+  std::vector<PyObject*> from;
 
-  Consumed(const std::vector<Wrapper*>& wrappers, const char* operation, const char* what) {
-    for (Wrapper* w : wrappers) {
+  Consumed(const Items& in, const char* operation, const char* what) {
+    handles.reserve(static_cast<std::size_t>(in.size));
+    from.reserve(static_cast<std::size_t>(in.size));
+    // One pass; any bad item puts back what was taken so far before throwing.
+    PyTypeObject* const type = detail::bound_type<Wrapper>();
+    for (Py_ssize_t i = 0; i < in.size; ++i) {
+      PyObject* item = in.items[i];
+      if (i + kPrefetchAhead < in.size) prefetch_object(in.items[i + kPrefetchAhead]);
+      if (Py_TYPE(item) != type && !PyObject_TypeCheck(item, type)) {
+        restore();
+        not_a(item, i, operation, what);
+      }
+      auto* w = detail::payload<Wrapper>(item);
       if (w->handle.index() == 0) {
+        const bool twice = std::find(from.begin(), from.end(), item) != from.end();
+        restore();
+        if (twice) {
+          throw InvalidHandle(std::string(operation) + ": the same " + what + " is listed twice");
+        }
         throw InvalidHandle(std::string(operation) + ": a " + what +
                             " was already released (closed, consumed, or passed to a batch call)");
       }
-      if (!std::holds_alternative<Handle<Tier>>(w->handle)) {
+      auto* handle = std::get_if<Handle<Tier>>(&w->handle);
+      if (handle == nullptr) {
+        restore();
         throw ForeignBlock(std::string(operation) + ": a " + what +
                            " belongs to a manager of another tier");
       }
-    }
-    handles.reserve(wrappers.size());
-    from.reserve(wrappers.size());
-    for (Wrapper* w : wrappers) {
-      if (w->handle.index() == 0) {  // the same object listed twice
-        restore();
-        throw InvalidHandle(std::string(operation) + ": the same " + what + " is listed twice");
-      }
-      handles.push_back(std::move(std::get<Handle<Tier>>(w->handle)));
+      handles.push_back(std::move(*handle));
       w->handle = std::monostate{};
-      from.push_back(w);
+      Py_INCREF(item);
+      from.push_back(item);
     }
   }
+  Consumed(const Consumed&) = delete;
+  Consumed& operator=(const Consumed&) = delete;
+  ~Consumed() {  // with the GIL held
+    for (PyObject* o : from) Py_DECREF(o);
+  }
   void restore() noexcept {
-    for (std::size_t i = 0; i < from.size(); ++i) from[i]->handle = std::move(handles[i]);
+    for (std::size_t i = 0; i < from.size(); ++i) {
+      detail::payload<Wrapper>(from[i])->handle = std::move(handles[i]);
+      Py_DECREF(from[i]);
+    }
     handles.clear();
     from.clear();
   }
@@ -205,10 +245,10 @@ std::optional<nb::list> allocate_blocks(PyBlockManager& self, std::size_t n, boo
 }
 
 nb::list register_blocks(PyBlockManager& self, nb::handle blocks) {
-  auto items = unwrap_all<PyCompleteBlock>(blocks, "register_blocks", "CompleteBlock");
+  const Items items(blocks, "register_blocks", "CompleteBlock");
   return with_manager(self, [&](auto& manager) {
     using Tier = tier_of<decltype(manager)>;
-    Consumed<Tier, CompleteBlock, PyCompleteBlock> in(items.items, "register_blocks",
+    Consumed<Tier, CompleteBlock, PyCompleteBlock> in(items, "register_blocks",
                                                       "CompleteBlock");
     std::vector<ImmutableBlock<Tier>> out;
     try {
@@ -236,10 +276,20 @@ nb::list match_blocks(PyBlockManager& self, nb::handle hashes) {
 }
 
 nb::dict scan_matches(PyBlockManager& self, nb::handle hashes, bool touch) {
-  auto items = unwrap_all<SequenceHash>(hashes, "scan_matches", "SequenceHash");
-  std::vector<SequenceHash> keys;
-  keys.reserve(items.items.size());
-  for (const SequenceHash* h : items.items) keys.push_back(*h);
+  // The caller's objects become the result's keys after the GIL-released call, so they are
+  // read from a sequence nobody else can change meanwhile: the caller's tuple, a tuple copy of
+  // the caller's list, or PySequence_Fast's own list.
+  Items items(hashes, "scan_matches", "SequenceHash");
+  if (!items.keep.is_valid() && !PyTuple_CheckExact(hashes.ptr())) {
+    const nb::object copy = nb::steal(PySequence_Tuple(hashes.ptr()));
+    if (!copy.is_valid()) throw nb::python_error();
+    items = Items(copy, "scan_matches", "SequenceHash");
+    items.keep = copy;
+  }
+  std::vector<SequenceHash> keys(static_cast<std::size_t>(items.size));
+  for (Py_ssize_t i = 0; i < items.size; ++i) {
+    keys[static_cast<std::size_t>(i)] = *item_as<SequenceHash>(items, i, "scan_matches", "SequenceHash");
+  }
   return with_manager(self, [&](auto& manager) {
     using Tier = tier_of<decltype(manager)>;
     std::unordered_map<SequenceHash, ImmutableBlock<Tier>> found;
@@ -249,7 +299,7 @@ nb::dict scan_matches(PyBlockManager& self, nb::handle hashes, bool touch) {
     }
     // The caller's own SequenceHash objects become the keys: no new object per entry.
     nb::dict out;
-    PyObject** objects = PySequence_Fast_ITEMS(items.keep.ptr());
+    PyObject** objects = items.items;
     for (std::size_t i = 0; i < keys.size() && !found.empty(); ++i) {
       auto it = found.find(keys[i]);
       if (it == found.end()) continue;
@@ -261,18 +311,52 @@ nb::dict scan_matches(PyBlockManager& self, nb::handle hashes, bool touch) {
 }
 
 void release_blocks(PyBlockManager& self, nb::handle blocks) {
-  auto items = unwrap_all<PyImmutableBlock>(blocks, "release_blocks", "ImmutableBlock");
+  const Items items(blocks, "release_blocks", "ImmutableBlock");
   with_manager(self, [&](auto& manager) {
     using Tier = tier_of<decltype(manager)>;
-    Consumed<Tier, ImmutableBlock, PyImmutableBlock> in(items.items, "release_blocks",
-                                                        "ImmutableBlock");
-    try {
-      nb::gil_scoped_release release;
-      manager.release_blocks(std::move(in.handles));
-    } catch (...) {
-      in.restore();  // ForeignBlock: nothing was released
-      throw;
+    const std::uint64_t id = manager.id().value();
+    // Everything the C++ call checks (live, this tier, this manager, each handle once) is
+    // checked here with the GIL held, taking the handles in the same pass and putting them
+    // back on the first bad one. So the GIL-released call cannot fail on its input, and no
+    // wrapper is touched after it: the caller's objects need no extra reference while another
+    // thread may change the caller's list. Should the call still throw (out of memory), the
+    // handles are dropped: the blocks go back to their pool, none leaked or freed twice.
+    std::vector<ImmutableBlock<Tier>> handles;
+    handles.reserve(static_cast<std::size_t>(items.size));
+    auto put_back = [&] {
+      for (std::size_t j = 0; j < handles.size(); ++j) {
+        detail::payload<PyImmutableBlock>(items.items[j])->handle = std::move(handles[j]);
+      }
+    };
+    PyTypeObject* const type = detail::bound_type<PyImmutableBlock>();
+    for (Py_ssize_t i = 0; i < items.size; ++i) {
+      PyObject* item = items.items[i];
+      // The objects are scattered in memory: start loading a few ahead (header and handle).
+      if (i + kPrefetchAhead < items.size) prefetch_object(items.items[i + kPrefetchAhead]);
+      if (Py_TYPE(item) != type && !PyObject_TypeCheck(item, type)) {
+        put_back();
+        not_a(item, i, "release_blocks", "ImmutableBlock");
+      }
+      auto* w = detail::payload<PyImmutableBlock>(item);
+      auto* handle = std::get_if<ImmutableBlock<Tier>>(&w->handle);
+      if (handle == nullptr || handle->manager_id().value() != id) {
+        const bool released = w->handle.index() == 0;
+        const bool twice = released && std::find(items.items, items.items + i, item) != items.items + i;
+        put_back();
+        if (twice) throw InvalidHandle("release_blocks: the same ImmutableBlock is listed twice");
+        if (released) {
+          throw InvalidHandle("release_blocks: an ImmutableBlock was already released (closed, "
+                              "consumed, or passed to a batch call)");
+        }
+        throw ForeignBlock(handle == nullptr
+                               ? "release_blocks: an ImmutableBlock belongs to a manager of another tier"
+                               : "release_blocks: an ImmutableBlock belongs to another manager");
+      }
+      handles.push_back(std::move(*handle));
+      w->handle = std::monostate{};
     }
+    nb::gil_scoped_release release;
+    manager.release_blocks(std::move(handles));
   });
 }
 
@@ -344,9 +428,14 @@ bool is_live(const Wrapper& w) {
 /// close(), the context-manager protocol and `valid`, shared by every handle class.
 template <class Wrapper>
 void add_handle_protocol(nb::class_<Wrapper>& cls) {
+  // __enter__ returns its own argument: a C++ reference return would make nanobind look the
+  // object up in its instance table, where fast instances (fast_instances.hpp) are not.
+  static const std::string enter_sig =
+      "def __enter__(self) -> " + nb::cast<std::string>(cls.attr("__name__"));
   cls.def("close", &release<Wrapper>, kReleasedDoc)
       .def(
-          "__enter__", [](Wrapper& w) -> Wrapper& { return w; }, nb::rv_policy::reference)
+          "__enter__", [](nb::pointer_and_handle<Wrapper> self) { return nb::borrow(self.h); },
+          nb::sig(enter_sig.c_str()))
       .def(
           "__exit__", [](Wrapper& w, nb::handle, nb::handle, nb::handle) { release(w); },
           nb::arg("exc_type").none(), nb::arg("exc").none(), nb::arg("tb").none(),
@@ -473,6 +562,7 @@ void bind_blocks(nb::module_& m) {
           nb::arg("fence"), "The slot is not handed out again until `fence` is ready.")
       .def("__repr__", [](PyMutableBlock& b) { return handle_repr("MutableBlock", b); });
   add_handle_protocol(mutable_block);
+  detail::enable_fast_instances<PyMutableBlock>(mutable_block);
 
   nb::class_<PyCompleteBlock> complete_block(
       m, "CompleteBlock",
@@ -511,6 +601,7 @@ void bind_blocks(nb::module_& m) {
           nb::arg("fence"), "The slot is not handed out again until `fence` is ready.")
       .def("__repr__", [](PyCompleteBlock& b) { return handle_repr("CompleteBlock", b); });
   add_handle_protocol(complete_block);
+  detail::enable_fast_instances<PyCompleteBlock>(complete_block);
 
   nb::class_<PyImmutableBlock> immutable_block(
       m, "ImmutableBlock",
@@ -584,6 +675,7 @@ void bind_blocks(nb::module_& m) {
           nb::arg("fence"), "The slot is not handed out again until `fence` is ready.")
       .def("__repr__", [](PyImmutableBlock& b) { return handle_repr("ImmutableBlock", b); });
   add_handle_protocol(immutable_block);
+  detail::enable_fast_instances<PyImmutableBlock>(immutable_block);
 
   nb::class_<PyWeakBlock> weak_block(
       m, "WeakBlock", "A non-owning reference: upgrade() revives the block if live or cached.");
@@ -615,6 +707,7 @@ void bind_blocks(nb::module_& m) {
                ")";
       });
   add_handle_protocol(weak_block);
+  detail::enable_fast_instances<PyWeakBlock>(weak_block);
 
   nb::class_<PyLifecyclePin> pin(
       m, "LifecyclePin",
