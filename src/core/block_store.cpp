@@ -131,6 +131,7 @@ struct Locked {
   /// The slot's hash leaves this pool: out of the index and its registry presence dropped.
   void forget(Slot& slot) noexcept {
     s.by_hash.erase(slot.hash);
+    s.inactive->forget(static_cast<BlockId>(&slot - s.slots.data()));
     if (s.events) s.events->removed(slot.hash);
     drop_registration(slot);
   }

@@ -29,6 +29,12 @@ class InactivePolicy {
   /// Slot `id` (holding `hash`) leaves the inactive pool because a lookup revived it.
   /// Precondition: `id` is in the policy.
   virtual void remove(BlockId id, const SequenceHash& hash) = 0;
+  /// Slot `id`'s tenancy ended: its hash left the pool (evicted, freed on release, drained), so
+  /// the slot is neither cached nor in use under that hash any more. A policy that keeps
+  /// per-slot state across a hit (lineage keeps the tree node of a block in use) drops it here;
+  /// the default keeps nothing. Called for every slot whose hash leaves the store's index, also
+  /// for ids the policy never held or already evicted (then a no-op).
+  virtual void forget(BlockId /*id*/) noexcept {}
   /// Removes up to `out.size()` victims in policy order, writes their ids to `out`, returns
   /// how many. Must return out.size() whenever size() >= out.size().
   virtual std::size_t evict(std::span<BlockId> out) = 0;

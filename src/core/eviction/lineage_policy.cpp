@@ -195,18 +195,35 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
   const LineageKey key{hash.fragment_for_child_position(position + 1), position};
   const std::uint64_t packed = key.packed();
 
-  std::uint32_t n;
-  auto& map = index_->map;
-  if (auto it = map.find(packed); it == map.end()) {
-    n = alloc_node(packed, /*indexed=*/true);
-    map.insert(n);
-  } else if (nodes_[*it].state == NodeState::Ghost) {
-    n = *it;  // a placeholder (or a hit-removed interior block) becomes cached again
-  } else {
-    // The key is held by another cached block: a different parent or a fragment collision
-    // (the store's map tells full hashes apart). Give this one a node of its own that lookups
-    // never reach: it stays a leaf, so it is evictable and never disturbs the other's subtree.
-    n = alloc_node(packed, /*indexed=*/false);
+  std::uint32_t n = kNil;
+  if (const std::uint32_t mine = node_of_[id]; mine != kNil) {
+    // The slot's own Held node (a hit, now released): cached again in place. An unindexed
+    // (collision) node or another key's node goes, and the block is looked up like a new one.
+    if (nodes_[mine].key == packed && nodes_[mine].indexed) {
+      n = mine;
+    } else {
+      drop_held(mine);
+    }
+  }
+  if (n == kNil) {
+    auto& map = index_->map;
+    if (auto it = map.find(packed); it == map.end()) {
+      n = alloc_node(packed, /*indexed=*/true);
+      map.insert(n);
+    } else if (const Node& found = nodes_[*it]; found.state == NodeState::Ghost) {
+      n = *it;  // a placeholder becomes cached
+    } else if (found.state == NodeState::Held) {
+      // Another slot's block in use holds the key (a different parent or a fragment collision;
+      // the store never caches one hash twice): this block takes the node over, as it would
+      // take over a ghost, and the other slot looks its key up again when it is released.
+      n = *it;
+      node_of_[found.block] = kNil;
+    } else {
+      // The key is held by another cached block: a different parent or a fragment collision
+      // (the store's map tells full hashes apart). Give this one a node of its own that lookups
+      // never reach: it stays a leaf, so it is evictable and never disturbs the other's subtree.
+      n = alloc_node(packed, /*indexed=*/false);
+    }
   }
 
   Node& node = nodes_[n];
@@ -228,15 +245,21 @@ void LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
   if (const std::uint32_t current = nodes_[n].parent; current != kNil) {
     const Node& p = nodes_[current];
     if (p.key == parent_key) return;
-    // A promoted ghost that was left by a different hash with the same (position, fragment):
-    // move it under this hash's parent and let the old parent settle.
+    // A promoted ghost (or Held node) that was left by a different hash with the same
+    // (position, fragment): move it under this hash's parent and let the old parent settle.
     detach(n);
     settle(current);
   }
 
-  std::uint32_t parent;
+  std::uint32_t parent = nodes_[n].prev_sibling;  // an unlinked node's parent hint
   auto& map = index_->map;
-  if (auto it = map.find(parent_key); it != map.end()) {
+  if (parent != kNil && nodes_[parent].indexed && nodes_[parent].state != NodeState::Free &&
+      nodes_[parent].key == parent_key) {
+    // The hint is the index's node for parent_key (the index holds every indexed node, one per
+    // key): no probe.
+    const Node& p = nodes_[parent];
+    if (p.state == NodeState::Real && p.first_child == kNil) leaf_removed(p.block);
+  } else if (auto it = map.find(parent_key); it != map.end()) {
     parent = *it;
     const Node& p = nodes_[parent];
     if (p.state == NodeState::Real && p.first_child == kNil) leaf_removed(p.block);
@@ -263,22 +286,40 @@ void LineagePolicy::remove(BlockId id, const SequenceHash& hash) {
     throw std::logic_error("lineage policy: block " + std::to_string(id) +
                            " holds a different sequence hash");
   }
-  remove_cached(id);
+  uncache(id, NodeState::Held);
 }
 
-void LineagePolicy::remove_cached(BlockId id) {
+void LineagePolicy::forget(BlockId id) noexcept {
+  if (id >= node_of_.size()) return;
+  const std::uint32_t n = node_of_[id];
+  if (n == kNil) return;
+  if (nodes_[n].state == NodeState::Real) uncache(id, NodeState::Held);  // not a store path
+  drop_held(n);
+}
+
+void LineagePolicy::uncache(BlockId id, NodeState to) noexcept {
   const std::uint32_t n = node_of_[id];
   Node& node = nodes_[n];
   if (node.first_child == kNil) leaf_removed(id);
-  node.state = NodeState::Ghost;
-  node.block = kInvalidBlockId;
-  node_of_[id] = kNil;
+  node.state = to;
+  if (to != NodeState::Held) {
+    node.block = kInvalidBlockId;
+    node_of_[id] = kNil;
+  }
   tick_of_[id] = 0;
   --size_;
   settle(n);
 }
 
-void LineagePolicy::settle(std::uint32_t n) {
+void LineagePolicy::drop_held(std::uint32_t n) noexcept {
+  Node& node = nodes_[n];
+  node_of_[node.block] = kNil;
+  node.block = kInvalidBlockId;
+  node.state = NodeState::Ghost;
+  settle(n);
+}
+
+void LineagePolicy::settle(std::uint32_t n) noexcept {
   while (n != kNil) {
     Node& node = nodes_[n];
     if (node.first_child != kNil) return;  // still holds a subtree together
@@ -286,9 +327,16 @@ void LineagePolicy::settle(std::uint32_t n) {
       leaf_added(node.block);
       return;
     }
-    const std::uint32_t parent = node.parent;  // a childless ghost: prune and go up
-    if (parent != kNil) detach(n);
-    free_node(n);
+    // A childless ghost is pruned, a childless Held node unlinked (kept for its slot's next
+    // release); either way the parent lost a child.
+    const std::uint32_t parent = node.parent;
+    if (parent != kNil) {
+      detach(n);
+      // An unlinked node has no siblings: a Held one keeps its parent there as a hint for its
+      // relink (checked against the parent's key before use, so it may go stale).
+      if (node.state == NodeState::Held) node.prev_sibling = parent;
+    }
+    if (node.state == NodeState::Ghost) free_node(n);
     n = parent;
   }
 }
@@ -298,7 +346,7 @@ std::size_t LineagePolicy::evict(std::span<BlockId> out) {
   while (count < out.size()) {
     const BlockId victim = next_victim();
     if (victim == kInvalidBlockId) break;
-    remove_cached(victim);  // may expose the parent as the next leaf
+    uncache(victim, NodeState::Ghost);  // pruned; may expose the parent as the next leaf
     out[count++] = victim;
   }
   return count;
@@ -311,6 +359,21 @@ BlockId LineagePolicy::next_victim() const noexcept {
 bool LineagePolicy::is_leaf(BlockId id) const noexcept {
   if (!contains(id)) return false;
   return order_ == LineageEviction::Tick ? tick_leaves_.contains(id) : fifo_leaves_.contains(id);
+}
+
+std::size_t LineagePolicy::ghost_count() const noexcept {
+  std::size_t count = 0;
+  for (const Node& node : nodes_) {
+    count += node.state == NodeState::Ghost ||
+             (node.state == NodeState::Held && node.first_child != kNil);
+  }
+  return count;
+}
+
+std::size_t LineagePolicy::held_count() const noexcept {
+  std::size_t count = 0;
+  for (const Node& node : nodes_) count += node.state == NodeState::Held;
+  return count;
 }
 
 std::size_t LineagePolicy::leaf_count() const noexcept {
@@ -335,6 +398,11 @@ void LineagePolicy::check_invariants() const {
       if (it == index_->map.end() || *it != n) fail("indexed node missing from index");
     }
     if (node.state == NodeState::Ghost && node.first_child == kNil) fail("childless ghost");
+    if (node.state == NodeState::Ghost && node.block != kInvalidBlockId) fail("ghost with a slot");
+    if (node.state == NodeState::Held) {
+      if (node.block >= node_of_.size() || node_of_[node.block] != n) fail("held node/slot mapping");
+      if (node.parent != kNil && node.first_child == kNil) fail("childless held node still linked");
+    }
     if (node.state == NodeState::Real) {
       ++cached;
       const BlockId id = node.block;
@@ -364,7 +432,10 @@ void LineagePolicy::check_invariants() const {
   if (leaves != leaf_count()) fail("leaf count");
   if (indexed != index_->map.size()) fail("index size");
   for (BlockId id = 0; id < node_of_.size(); ++id) {
-    if (node_of_[id] != kNil && nodes_[node_of_[id]].block != id) fail("slot/node mapping");
+    if (node_of_[id] == kNil) continue;
+    const Node& node = nodes_[node_of_[id]];
+    if (node.block != id) fail("slot/node mapping");
+    if (node.state != NodeState::Real && node.state != NodeState::Held) fail("slot maps to a ghost");
   }
 }
 
