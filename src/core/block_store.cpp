@@ -87,6 +87,11 @@ struct Locked {
   std::atomic<std::uint64_t>* refs;
   StoreMetrics& m;
   Deferred& deferred;
+  /// Batch mode (release_many): slots that become cached are collected here (the state's
+  /// scratch buffer) and the inactive gauge counted here, both applied by flush_inactive().
+  BlockId* batch = nullptr;
+  std::size_t batched = 0;
+  std::int64_t inactive_added = 0;
 
   void to_mutable(BlockId id) noexcept {
     Slot& slot = s.slots[id];
@@ -107,12 +112,30 @@ struct Locked {
   void to_inactive(BlockId id) noexcept {
     Slot& slot = s.slots[id];
     slot.state = SlotState::Inactive;
-    m.inactive_pool_size.fetch_add(1, std::memory_order_relaxed);
-    if (s.fences.poll(id)) {
-      s.inactive->insert(id, slot.hash);
+    if (batch != nullptr) {
+      ++inactive_added;
     } else {
-      s.fences.park(id);
+      m.inactive_pool_size.fetch_add(1, std::memory_order_relaxed);
     }
+    if (!s.fences.poll(id)) {
+      s.fences.park(id);
+    } else if (batch != nullptr) {
+      batch[batched++] = id;  // at most one entry per slot: a batch releases a tenancy once
+    } else {
+      s.inactive->insert(id, slot.hash);
+    }
+  }
+
+  /// Ends batch mode: the collected slots enter the policy in release order, one gauge update.
+  void flush_inactive() noexcept {
+    if (batched != 0) {
+      s.inactive->insert_many({batch, batched},
+                              [this](BlockId id) -> const SequenceHash& { return s.slots[id].hash; });
+    }
+    if (inactive_added != 0) m.inactive_pool_size.fetch_add(inactive_added, std::memory_order_relaxed);
+    batch = nullptr;
+    batched = 0;
+    inactive_added = 0;
   }
 
   /// Returns every parked slot whose fences completed to the free list or the eviction policy.
@@ -255,12 +278,14 @@ void BlockStore::release_many(std::span<std::pair<BlockId, std::uint32_t>> handl
   if (release_hook_) release_hook_();
   {
     KVBM_LOCKED(locked);
+    locked.batch = state_->scratch.data();  // free under the lock outside allocation/draining
     for (const auto& [id, generation] : last) locked.release_last(id, generation);
+    locked.flush_inactive();
     lock.unlock();
-    for (std::size_t i = 0; i < deferred.store_unrefs; ++i) unref();
+    unref_many(deferred.store_unrefs);
   }
   // The released tenancies' store references; the last may destroy the store.
-  for (std::size_t i = 0; i < last.size(); ++i) unref();
+  unref_many(last.size());
 }
 
 // ---------------------------------------------------------------------------------------------

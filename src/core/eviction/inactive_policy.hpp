@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 
+#include "kvbm/detail/function_ref.hpp"
 #include "kvbm/eviction.hpp"
 #include "kvbm/frequency.hpp"
 #include "kvbm/sequence_hash.hpp"
@@ -26,6 +27,12 @@ class InactivePolicy {
   /// Slot `id` holding `hash` became inactive (released, or evicted-from-live by a racing lookup).
   /// Precondition: `id` is not already in the policy.
   virtual void insert(BlockId id, const SequenceHash& hash) = 0;
+  /// insert(id, hash_of(id)) for every id of `ids`, in order: one call for a released batch
+  /// (BlockManager::release_blocks). Same preconditions and effects as the single inserts.
+  virtual void insert_many(std::span<const BlockId> ids,
+                           FunctionRef<const SequenceHash&(BlockId)> hash_of) {
+    for (const BlockId id : ids) insert(id, hash_of(id));
+  }
   /// Slot `id` (holding `hash`) leaves the inactive pool because a lookup revived it.
   /// Precondition: `id` is in the policy.
   virtual void remove(BlockId id, const SequenceHash& hash) = 0;

@@ -33,6 +33,18 @@ void TickHeap::erase(BlockId id) noexcept {
   }
 }
 
+void TickHeap::replace(BlockId old_id, BlockId new_id, std::uint64_t tick) noexcept {
+  const std::size_t at = where_[old_id];
+  where_[old_id] = kNowhere;
+  const std::uint64_t old_tick = heap_[at].tick;
+  place(at, Entry{tick, new_id});
+  if (tick < old_tick) {
+    sift_up(at);
+  } else {
+    sift_down(at);
+  }
+}
+
 void TickHeap::sift_up(std::size_t at) noexcept {
   const Entry entry = heap_[at];
   while (at > 0) {
@@ -184,6 +196,15 @@ void LineagePolicy::leaf_removed(BlockId id) noexcept {
   }
 }
 
+void LineagePolicy::leaf_replaced(BlockId old_id, BlockId new_id) noexcept {
+  if (order_ == LineageEviction::Tick) {
+    tick_leaves_.replace(old_id, new_id, tick_of_[new_id]);
+  } else {
+    fifo_leaves_.unlink(old_id);
+    fifo_leaves_.push_back(new_id);
+  }
+}
+
 void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
   if (id >= node_of_.size()) {
     throw std::logic_error("lineage policy: block " + std::to_string(id) + " out of range");
@@ -233,18 +254,26 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
   tick_of_[id] = next_tick_++;
   ++size_;
 
-  link_to_parent(n, hash);
-  if (nodes_[n].first_child == kNil) leaf_added(id);
+  const BlockId displaced = link_to_parent(n, hash);
+  if (nodes_[n].first_child == kNil) {
+    if (displaced != kInvalidBlockId) {
+      leaf_replaced(displaced, id);  // a chain released root-first: one heap sift, not two
+    } else {
+      leaf_added(id);
+    }
+  } else if (displaced != kInvalidBlockId) {
+    leaf_removed(displaced);
+  }
 }
 
-void LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
+BlockId LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
   const std::uint32_t position = position_of(nodes_[n]);
-  if (position == 0) return;
+  if (position == 0) return kInvalidBlockId;
   const std::uint64_t parent_key = LineageKey{hash.parent_fragment(), position - 1}.packed();
 
   if (const std::uint32_t current = nodes_[n].parent; current != kNil) {
     const Node& p = nodes_[current];
-    if (p.key == parent_key) return;
+    if (p.key == parent_key) return kInvalidBlockId;
     // A promoted ghost (or Held node) that was left by a different hash with the same
     // (position, fragment): move it under this hash's parent and let the old parent settle.
     detach(n);
@@ -252,23 +281,24 @@ void LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
   }
 
   std::uint32_t parent = nodes_[n].prev_sibling;  // an unlinked node's parent hint
+  BlockId displaced = kInvalidBlockId;
   auto& map = index_->map;
   if (parent != kNil && nodes_[parent].indexed && nodes_[parent].state != NodeState::Free &&
       nodes_[parent].key == parent_key) {
     // The hint is the index's node for parent_key (the index holds every indexed node, one per
     // key): no probe.
-    const Node& p = nodes_[parent];
-    if (p.state == NodeState::Real && p.first_child == kNil) leaf_removed(p.block);
   } else if (auto it = map.find(parent_key); it != map.end()) {
     parent = *it;
-    const Node& p = nodes_[parent];
-    if (p.state == NodeState::Real && p.first_child == kNil) leaf_removed(p.block);
   } else {
     // Child cached before its parent: hold its place with a ghost.
     parent = alloc_node(parent_key, /*indexed=*/true);
     map.insert(parent);
   }
+  if (const Node& p = nodes_[parent]; p.state == NodeState::Real && p.first_child == kNil) {
+    displaced = p.block;
+  }
   attach(n, parent);
+  return displaced;
 }
 
 void LineagePolicy::remove(BlockId id, const SequenceHash& hash) {

@@ -85,6 +85,8 @@ class TickHeap {
   explicit TickHeap(std::size_t capacity);
   void push(BlockId id, std::uint64_t tick) noexcept;
   void erase(BlockId id) noexcept;
+  /// erase(old_id) then push(new_id, tick) in one sift (a child taking its parent's leaf place).
+  void replace(BlockId old_id, BlockId new_id, std::uint64_t tick) noexcept;
   /// kInvalidBlockId when empty.
   [[nodiscard]] BlockId top() const noexcept {
     return heap_.empty() ? kInvalidBlockId : heap_.front().id;
@@ -116,6 +118,10 @@ class LineagePolicy final : public InactivePolicy {
 
   /// Throws std::logic_error if `id` is already present.
   void insert(BlockId id, const SequenceHash& hash) override;
+  void insert_many(std::span<const BlockId> ids,
+                   FunctionRef<const SequenceHash&(BlockId)> hash_of) override {
+    for (const BlockId id : ids) insert(id, hash_of(id));
+  }
   /// Throws std::logic_error if `id` is not present or holds a different hash. The node stays
   /// (Held) until the slot is cached again or forgotten.
   void remove(BlockId id, const SequenceHash& hash) override;
@@ -174,7 +180,10 @@ class LineagePolicy final : public InactivePolicy {
   void free_node(std::uint32_t n) noexcept;
   void attach(std::uint32_t child, std::uint32_t parent) noexcept;
   void detach(std::uint32_t child) noexcept;
-  void link_to_parent(std::uint32_t n, const SequenceHash& hash);
+  /// Links `n` under its parent (found, or a new ghost). Returns the parent's slot when the
+  /// parent was a cached leaf and no longer is (the caller takes it out of the leaf order),
+  /// else kInvalidBlockId.
+  [[nodiscard]] BlockId link_to_parent(std::uint32_t n, const SequenceHash& hash);
   /// Cached slot `id` leaves the leaf order: its node turns `to` (Held on a hit, Ghost when
   /// evicted) and settles.
   void uncache(BlockId id, NodeState to) noexcept;
@@ -186,6 +195,7 @@ class LineagePolicy final : public InactivePolicy {
   void settle(std::uint32_t n) noexcept;
   void leaf_added(BlockId id) noexcept;
   void leaf_removed(BlockId id) noexcept;
+  void leaf_replaced(BlockId old_id, BlockId new_id) noexcept;
 
   LineageEviction order_;
   std::vector<Node> nodes_;
