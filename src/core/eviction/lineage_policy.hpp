@@ -180,10 +180,10 @@ class LineagePolicy final : public InactivePolicy {
   void free_node(std::uint32_t n) noexcept;
   void attach(std::uint32_t child, std::uint32_t parent) noexcept;
   void detach(std::uint32_t child) noexcept;
-  /// Links `n` under its parent (found, or a new ghost). Returns the parent's slot when the
+  /// Links non-root `n` under its parent, keyed `parent_key` (found, or a new ghost). Returns the parent's slot when the
   /// parent was a cached leaf and no longer is (the caller takes it out of the leaf order),
   /// else kInvalidBlockId.
-  [[nodiscard]] BlockId link_to_parent(std::uint32_t n, const SequenceHash& hash);
+  [[nodiscard]] BlockId link_to_parent(std::uint32_t n, std::uint64_t parent_key);
   /// Cached slot `id` leaves the leaf order: its node turns `to` (Held on a hit, Ghost when
   /// evicted) and settles.
   void uncache(BlockId id, NodeState to) noexcept;
