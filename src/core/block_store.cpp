@@ -93,6 +93,12 @@ struct Locked {
   std::size_t batched = 0;
   std::int64_t inactive_added = 0;
 
+  /// The pool-size gauges change only under the store mutex: one writer at a time, so a load
+  /// and a store (no locked read-modify-write) keep them exact for lock-free readers.
+  static void gauge_add(std::atomic<std::int64_t>& gauge, std::int64_t delta) noexcept {
+    gauge.store(gauge.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
+
   void to_mutable(BlockId id) noexcept {
     Slot& slot = s.slots[id];
     slot.state = SlotState::Mutable;
@@ -101,7 +107,7 @@ struct Locked {
 
   void to_free(BlockId id) noexcept {
     s.slots[id].state = SlotState::Reset;
-    m.reset_pool_size.fetch_add(1, std::memory_order_relaxed);
+    gauge_add(m.reset_pool_size, 1);
     if (s.fences.poll(id)) {
       s.free.push_back(id);
     } else {
@@ -115,7 +121,7 @@ struct Locked {
     if (batch != nullptr) {
       ++inactive_added;
     } else {
-      m.inactive_pool_size.fetch_add(1, std::memory_order_relaxed);
+      gauge_add(m.inactive_pool_size, 1);
     }
     if (!s.fences.poll(id)) {
       s.fences.park(id);
@@ -236,7 +242,7 @@ struct Locked {
     } else {
       s.inactive->remove(id, hash);
     }
-    m.inactive_pool_size.fetch_sub(1, std::memory_order_relaxed);
+    gauge_add(m.inactive_pool_size, -1);
     slot.state = SlotState::Primary;
     const std::uint32_t generation = ref_generation(refs[id].load(std::memory_order_relaxed));
     refs[id].store(pack(generation, 1), std::memory_order_release);
