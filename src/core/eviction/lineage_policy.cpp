@@ -300,31 +300,37 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
   }
 }
 
-BlockId LineagePolicy::link_to_parent(std::uint32_t n, std::uint64_t parent_key) {
-
+std::uint32_t LineagePolicy::find_parent(std::uint32_t n, std::uint64_t parent_key) {
   if (const std::uint32_t current = nodes_[n].parent; current != kNil) {
-    const Node& p = nodes_[current];
-    if (p.key == parent_key) return kInvalidBlockId;
     // A promoted ghost (or Held node) that was left by a different hash with the same
     // (position, fragment): move it under this hash's parent and let the old parent settle.
     detach(n);
     settle(current);
   }
-
-  std::uint32_t parent = nodes_[n].prev_sibling;  // an unlinked node's parent hint
-  BlockId displaced = kInvalidBlockId;
   auto& map = index_->map;
-  if (parent != kNil && nodes_[parent].indexed && nodes_[parent].state != NodeState::Free &&
-      nodes_[parent].key == parent_key) {
+  if (auto it = map.find(parent_key); it != map.end()) return *it;
+  // Child cached before its parent: hold its place with a ghost.
+  const std::uint32_t parent = alloc_node(parent_key, /*indexed=*/true);
+  map.insert(parent);
+  return parent;
+}
+
+KVBM_LINEAGE_INLINE BlockId LineagePolicy::link_to_parent(std::uint32_t n,
+                                                          std::uint64_t parent_key) {
+  std::uint32_t parent;
+  if (const std::uint32_t current = nodes_[n].parent;
+      current != kNil && nodes_[current].key == parent_key) {
+    return kInvalidBlockId;  // still linked under the right parent (it held a subtree)
+  } else if (const std::uint32_t hint = nodes_[n].prev_sibling;  // an unlinked node's hint
+             current == kNil && hint != kNil && nodes_[hint].indexed &&
+             nodes_[hint].state != NodeState::Free && nodes_[hint].key == parent_key) {
     // The hint is the index's node for parent_key (the index holds every indexed node, one per
     // key): no probe.
-  } else if (auto it = map.find(parent_key); it != map.end()) {
-    parent = *it;
+    parent = hint;
   } else {
-    // Child cached before its parent: hold its place with a ghost.
-    parent = alloc_node(parent_key, /*indexed=*/true);
-    map.insert(parent);
+    parent = find_parent(n, parent_key);
   }
+  BlockId displaced = kInvalidBlockId;
   if (const Node& p = nodes_[parent]; p.state == NodeState::Real && p.first_child == kNil) {
     displaced = p.block;
   }

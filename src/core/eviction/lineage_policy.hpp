@@ -184,6 +184,9 @@ class LineagePolicy final : public InactivePolicy {
   /// parent was a cached leaf and no longer is (the caller takes it out of the leaf order),
   /// else kInvalidBlockId.
   [[nodiscard]] BlockId link_to_parent(std::uint32_t n, std::uint64_t parent_key);
+  /// The slow part of link_to_parent: unlinks `n` from a parent with another key, then finds
+  /// the parent through the index or makes a ghost for it.
+  std::uint32_t find_parent(std::uint32_t n, std::uint64_t parent_key);
   /// Cached slot `id` leaves the leaf order: its node turns `to` (Held on a hit, Ghost when
   /// evicted) and settles.
   void uncache(BlockId id, NodeState to) noexcept;
