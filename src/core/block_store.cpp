@@ -87,6 +87,17 @@ struct Locked {
   std::atomic<std::uint64_t>* refs;
   StoreMetrics& m;
   Deferred& deferred;
+  /// Batch mode (release_many): slots that become cached are collected here (the state's
+  /// scratch buffer) and the inactive gauge counted here, both applied by flush_inactive().
+  BlockId* batch = nullptr;
+  std::size_t batched = 0;
+  std::int64_t inactive_added = 0;
+
+  /// The pool-size gauges change only under the store mutex: one writer at a time, so a load
+  /// and a store (no locked read-modify-write) keep them exact for lock-free readers.
+  static void gauge_add(std::atomic<std::int64_t>& gauge, std::int64_t delta) noexcept {
+    gauge.store(gauge.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
 
   void to_mutable(BlockId id) noexcept {
     Slot& slot = s.slots[id];
@@ -96,7 +107,7 @@ struct Locked {
 
   void to_free(BlockId id) noexcept {
     s.slots[id].state = SlotState::Reset;
-    m.reset_pool_size.fetch_add(1, std::memory_order_relaxed);
+    gauge_add(m.reset_pool_size, 1);
     if (s.fences.poll(id)) {
       s.free.push_back(id);
     } else {
@@ -107,12 +118,30 @@ struct Locked {
   void to_inactive(BlockId id) noexcept {
     Slot& slot = s.slots[id];
     slot.state = SlotState::Inactive;
-    m.inactive_pool_size.fetch_add(1, std::memory_order_relaxed);
-    if (s.fences.poll(id)) {
-      s.inactive->insert(id, slot.hash);
+    if (batch != nullptr) {
+      ++inactive_added;
     } else {
-      s.fences.park(id);
+      gauge_add(m.inactive_pool_size, 1);
     }
+    if (!s.fences.poll(id)) {
+      s.fences.park(id);
+    } else if (batch != nullptr) {
+      batch[batched++] = id;  // at most one entry per slot: a batch releases a tenancy once
+    } else {
+      s.inactive->insert(id, slot.hash);
+    }
+  }
+
+  /// Ends batch mode: the collected slots enter the policy in release order, one gauge update.
+  void flush_inactive() noexcept {
+    if (batched != 0) {
+      s.inactive->insert_many({batch, batched},
+                              [this](BlockId id) -> const SequenceHash& { return s.slots[id].hash; });
+    }
+    if (inactive_added != 0) m.inactive_pool_size.fetch_add(inactive_added, std::memory_order_relaxed);
+    batch = nullptr;
+    batched = 0;
+    inactive_added = 0;
   }
 
   /// Returns every parked slot whose fences completed to the free list or the eviction policy.
@@ -131,6 +160,7 @@ struct Locked {
   /// The slot's hash leaves this pool: out of the index and its registry presence dropped.
   void forget(Slot& slot) noexcept {
     s.by_hash.erase(slot.hash);
+    s.inactive->forget(static_cast<BlockId>(&slot - s.slots.data()));
     if (s.events) s.events->removed(slot.hash);
     drop_registration(slot);
   }
@@ -212,7 +242,7 @@ struct Locked {
     } else {
       s.inactive->remove(id, hash);
     }
-    m.inactive_pool_size.fetch_sub(1, std::memory_order_relaxed);
+    gauge_add(m.inactive_pool_size, -1);
     slot.state = SlotState::Primary;
     const std::uint32_t generation = ref_generation(refs[id].load(std::memory_order_relaxed));
     refs[id].store(pack(generation, 1), std::memory_order_release);
@@ -254,12 +284,14 @@ void BlockStore::release_many(std::span<std::pair<BlockId, std::uint32_t>> handl
   if (release_hook_) release_hook_();
   {
     KVBM_LOCKED(locked);
+    locked.batch = state_->scratch.data();  // free under the lock outside allocation/draining
     for (const auto& [id, generation] : last) locked.release_last(id, generation);
+    locked.flush_inactive();
     lock.unlock();
-    for (std::size_t i = 0; i < deferred.store_unrefs; ++i) unref();
+    unref_many(deferred.store_unrefs);
   }
   // The released tenancies' store references; the last may destroy the store.
-  for (std::size_t i = 0; i < last.size(); ++i) unref();
+  unref_many(last.size());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -294,6 +294,122 @@ TEST_P(LineageBothOrders, ChainAcrossThePositionModeBoundaryLinks) {
   EXPECT_EQ(policy.node_count(), 0u);
 }
 
+// A hit keeps the node (Held): the release that caches the block again reuses it in place, so
+// match/release cycles allocate no node and the chain still drains tail-first.
+TEST_P(LineageBothOrders, HitKeepsTheNodeAndTheReleaseCachesItInPlace) {
+  LineagePolicy policy{8, GetParam()};
+  const auto c = chain(500, 4);
+  for (BlockId i = 0; i < 4; ++i) policy.insert(i, c[i]);
+  const auto high_water = policy.slab_size();
+  for (int round = 0; round < 50; ++round) {
+    for (BlockId i = 0; i < 4; ++i) policy.remove(i, c[i]);  // a match from the root
+    EXPECT_EQ(policy.size(), 0u);
+    EXPECT_EQ(policy.held_count(), 4u);
+    EXPECT_EQ(policy.node_count(), 0u);  // nothing cached, nothing held in place for it
+    EXPECT_EQ(policy.leaf_count(), 0u);
+    policy.check_invariants();
+    if (round % 2 == 0) {
+      for (BlockId i = 4; i-- > 0;) policy.insert(i, c[i]);  // dropped tail-first
+    } else {
+      for (BlockId i = 0; i < 4; ++i) policy.insert(i, c[i]);  // dropped root-first
+    }
+    EXPECT_EQ(policy.held_count(), 0u);
+    EXPECT_EQ(policy.leaf_count(), 1u);
+    EXPECT_TRUE(policy.is_leaf(3));
+    policy.check_invariants();
+    EXPECT_EQ(policy.slab_size(), high_water);
+  }
+  EXPECT_EQ(evict_n(policy, 4), (std::vector<BlockId>{3, 2, 1, 0}));
+  EXPECT_EQ(policy.held_count(), 0u);
+  EXPECT_EQ(policy.slab_size(), high_water);
+}
+
+// A Held node with a cached descendant holds the subtree like a ghost; forgetting its slot (the
+// tenancy ended) turns it into a real ghost, and a later hit-less insert of the same block
+// elsewhere promotes that ghost.
+TEST_P(LineageBothOrders, ForgettingAHeldNodeLeavesAGhostOnlyWhileItHoldsASubtree) {
+  LineagePolicy policy{8, GetParam()};
+  const auto c = chain(600, 3);
+  for (BlockId i = 0; i < 3; ++i) policy.insert(i, c[i]);
+  policy.remove(1, c[1]);
+  EXPECT_EQ(policy.held_count(), 1u);
+  EXPECT_EQ(policy.ghost_count(), 1u);  // the Held node holds block 2 under block 0
+  policy.forget(1);                     // slot 1 freed while in use (reset on release)
+  EXPECT_EQ(policy.held_count(), 0u);
+  EXPECT_EQ(policy.ghost_count(), 1u);
+  EXPECT_FALSE(policy.is_leaf(0));
+  policy.check_invariants();
+  policy.insert(5, c[1]);  // the same block cached from another slot promotes the ghost
+  EXPECT_EQ(policy.ghost_count(), 0u);
+  EXPECT_FALSE(policy.is_leaf(5));
+  policy.check_invariants();
+  EXPECT_EQ(evict_n(policy, 3), (std::vector<BlockId>{2, 5, 0}));
+  EXPECT_EQ(policy.node_count(), 0u);
+
+  // A childless Held node just goes; forgetting an unknown or evicted id is a no-op.
+  policy.insert(0, c[0]);
+  policy.remove(0, c[0]);
+  policy.forget(0);
+  policy.forget(0);
+  policy.forget(7);
+  EXPECT_EQ(policy.held_count(), 0u);
+  EXPECT_EQ(policy.slab_size() > 0, true);
+  policy.check_invariants();
+}
+
+// An unlinked Held node remembers its parent as a hint; the hint may name a node that was
+// freed and reused for another key meanwhile, and must then be ignored.
+TEST_P(LineageBothOrders, StaleParentHintFallsBackToTheIndex) {
+  LineagePolicy policy{8, GetParam()};
+  const auto c = chain(700, 3);
+  for (BlockId i = 0; i < 3; ++i) policy.insert(i, c[i]);
+  for (BlockId i = 0; i < 3; ++i) policy.remove(i, c[i]);  // the whole chain Held, unlinked
+  policy.forget(1);                                         // its middle slot freed
+  policy.insert(4, node_hash(9999, std::nullopt, 0));       // may reuse the freed node
+  policy.insert(2, c[2]);  // its hint is stale: a ghost parent takes the middle's place
+  EXPECT_EQ(policy.ghost_count(), 1u);
+  EXPECT_TRUE(policy.is_leaf(2));
+  policy.check_invariants();
+  policy.insert(0, c[0]);  // the root is not linked to the ghost (it was never cached under it)
+  EXPECT_TRUE(policy.is_leaf(0));
+  policy.insert(1, c[1]);  // the middle comes back: promotes the ghost and links under the root
+  EXPECT_EQ(policy.ghost_count(), 0u);
+  EXPECT_FALSE(policy.is_leaf(0));
+  EXPECT_FALSE(policy.is_leaf(1));
+  policy.check_invariants();
+  const auto order = evict_n(policy, 4);
+  ASSERT_EQ(order.size(), 4u);
+  const auto at = [&](BlockId id) { return std::find(order.begin(), order.end(), id) - order.begin(); };
+  EXPECT_LT(at(2), at(1));
+  EXPECT_LT(at(1), at(0));
+}
+
+// Another slot caching a block with the same (position, fragment) takes over a Held node (as it
+// would a ghost); the in-use slot's later release finds its own place again.
+TEST_P(LineageBothOrders, CollidingInsertTakesOverAnotherSlotsHeldNode) {
+  LineagePolicy policy{8, GetParam()};
+  const auto p1 = node_hash(1, std::nullopt, 0);
+  const auto p2 = node_hash(2, std::nullopt, 0);
+  const auto a = node_hash(77, 1, 1);
+  const auto b = node_hash(77, 2, 1);  // same key as a, other parent
+  policy.insert(0, p1);
+  policy.insert(1, a);
+  policy.insert(2, p2);
+  policy.remove(1, a);  // a in use: Held, unlinked, p1 a leaf again
+  EXPECT_TRUE(policy.is_leaf(0));
+  policy.insert(3, b);  // takes the node over, under p2
+  EXPECT_EQ(policy.held_count(), 0u);
+  EXPECT_FALSE(policy.is_leaf(2));
+  policy.check_invariants();
+  policy.insert(1, a);  // a released: its key is taken, so it gets a node of its own, a leaf
+  EXPECT_TRUE(policy.is_leaf(1));
+  EXPECT_TRUE(policy.is_leaf(3));
+  policy.check_invariants();
+  EXPECT_EQ(evict_n(policy, 8).size(), 4u);
+  EXPECT_EQ(policy.node_count(), 0u);
+  EXPECT_EQ(policy.held_count(), 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Orders, LineageBothOrders,
                          ::testing::Values(LineageEviction::Tick, LineageEviction::Fifo),
                          [](const auto& info) {

@@ -110,6 +110,10 @@ class BlockStore {
   void unref() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
   }
+  /// `n` unref()s as one atomic subtraction.
+  void unref_many(std::size_t n) noexcept {
+    if (n != 0 && refs_.fetch_sub(n, std::memory_order_acq_rel) == n) destroy();
+  }
 
   // ---- strong slot references (ImmutableBlock, LifecyclePinRef) ----
   void slot_retain(BlockId id) noexcept {

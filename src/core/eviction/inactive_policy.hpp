@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 
+#include "kvbm/detail/function_ref.hpp"
 #include "kvbm/eviction.hpp"
 #include "kvbm/frequency.hpp"
 #include "kvbm/sequence_hash.hpp"
@@ -26,9 +27,21 @@ class InactivePolicy {
   /// Slot `id` holding `hash` became inactive (released, or evicted-from-live by a racing lookup).
   /// Precondition: `id` is not already in the policy.
   virtual void insert(BlockId id, const SequenceHash& hash) = 0;
+  /// insert(id, hash_of(id)) for every id of `ids`, in order: one call for a released batch
+  /// (BlockManager::release_blocks). Same preconditions and effects as the single inserts.
+  virtual void insert_many(std::span<const BlockId> ids,
+                           FunctionRef<const SequenceHash&(BlockId)> hash_of) {
+    for (const BlockId id : ids) insert(id, hash_of(id));
+  }
   /// Slot `id` (holding `hash`) leaves the inactive pool because a lookup revived it.
   /// Precondition: `id` is in the policy.
   virtual void remove(BlockId id, const SequenceHash& hash) = 0;
+  /// Slot `id`'s tenancy ended: its hash left the pool (evicted, freed on release, drained), so
+  /// the slot is neither cached nor in use under that hash any more. A policy that keeps
+  /// per-slot state across a hit (lineage keeps the tree node of a block in use) drops it here;
+  /// the default keeps nothing. Called for every slot whose hash leaves the store's index, also
+  /// for ids the policy never held or already evicted (then a no-op).
+  virtual void forget(BlockId /*id*/) noexcept {}
   /// Removes up to `out.size()` victims in policy order, writes their ids to `out`, returns
   /// how many. Must return out.size() whenever size() >= out.size().
   virtual std::size_t evict(std::span<BlockId> out) = 0;

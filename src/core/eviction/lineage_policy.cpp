@@ -3,10 +3,45 @@
 
 #include <absl/container/flat_hash_set.h>
 
+#include <cassert>
 #include <stdexcept>
 #include <string>
 
 namespace kvbm::detail {
+
+// The small tree and leaf-order steps are inlined into insert/remove (measured: out of line,
+// their calls were a fifth of a revive-and-release cycle).
+#define KVBM_LINEAGE_INLINE [[gnu::always_inline]] inline
+
+namespace {
+/// A block's node key and its parent's node key (0 for a root), computed together.
+struct NodeKeys {
+  std::uint64_t self;
+  std::uint64_t parent;
+  std::uint32_t position;
+};
+NodeKeys keys_of_any(const SequenceHash& hash) noexcept {
+  const std::uint32_t position = hash.position();
+  return {LineageKey{hash.fragment_for_child_position(position + 1), position}.packed(),
+          position == 0 ? 0 : LineageKey{hash.parent_fragment(), position - 1}.packed(), position};
+}
+[[gnu::always_inline]] inline NodeKeys keys_of(const SequenceHash& hash) noexcept {
+  // Positions 0..254 (block and child both in mode 0, the usual case) straight from the bits:
+  // hash = [mode 0:2][position:8][current:64][parent fragment:54], and both keys are
+  // [0:2][position:8][fragment:54] (the block's current hash, resp. the parent fragment).
+  constexpr std::uint64_t kFragment = (std::uint64_t{1} << 54) - 1;
+  const std::uint64_t hi = hash.high();
+  const std::uint64_t lo = hash.low();
+  const auto position = static_cast<std::uint32_t>(hi >> 54);  // mode 0: the top bits are 0
+  if (position >= 255) return keys_of_any(hash);                // mode 1/2, or the 255 edge
+  const std::uint64_t current_low = ((hi << 10) | (lo >> 54)) & kFragment;
+  const NodeKeys keys{(std::uint64_t{position} << 54) | current_low,
+                      position == 0 ? 0 : (std::uint64_t{position - 1} << 54) | (lo & kFragment),
+                      position};
+  assert(keys.self == keys_of_any(hash).self && keys.parent == keys_of_any(hash).parent);
+  return keys;
+}
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // TickHeap
@@ -28,7 +63,19 @@ void TickHeap::erase(BlockId id) noexcept {
   place(at, last);
   if (at > 0 && last.tick < heap_[(at - 1) / 2].tick) {
     sift_up(at);
-  } else {
+  } else if (2 * at + 1 < heap_.size()) {
+    sift_down(at);
+  }
+}
+
+void TickHeap::replace(BlockId old_id, BlockId new_id, std::uint64_t tick) noexcept {
+  const std::size_t at = where_[old_id];
+  where_[old_id] = kNowhere;
+  const std::uint64_t old_tick = heap_[at].tick;
+  place(at, Entry{tick, new_id});
+  if (tick < old_tick) {
+    sift_up(at);
+  } else if (2 * at + 1 < heap_.size()) {
     sift_down(at);
   }
 }
@@ -145,7 +192,7 @@ void LineagePolicy::free_node(std::uint32_t n) noexcept {
   --live_nodes_;
 }
 
-void LineagePolicy::attach(std::uint32_t child, std::uint32_t parent) noexcept {
+KVBM_LINEAGE_INLINE void LineagePolicy::attach(std::uint32_t child, std::uint32_t parent) noexcept {
   Node& c = nodes_[child];
   Node& p = nodes_[parent];
   c.parent = parent;
@@ -155,7 +202,7 @@ void LineagePolicy::attach(std::uint32_t child, std::uint32_t parent) noexcept {
   p.first_child = child;
 }
 
-void LineagePolicy::detach(std::uint32_t child) noexcept {
+KVBM_LINEAGE_INLINE void LineagePolicy::detach(std::uint32_t child) noexcept {
   Node& c = nodes_[child];
   if (c.prev_sibling != kNil) {
     nodes_[c.prev_sibling].next_sibling = c.next_sibling;
@@ -168,7 +215,7 @@ void LineagePolicy::detach(std::uint32_t child) noexcept {
   c.next_sibling = kNil;
 }
 
-void LineagePolicy::leaf_added(BlockId id) noexcept {
+KVBM_LINEAGE_INLINE void LineagePolicy::leaf_added(BlockId id) noexcept {
   if (order_ == LineageEviction::Tick) {
     tick_leaves_.push(id, tick_of_[id]);
   } else {
@@ -176,11 +223,20 @@ void LineagePolicy::leaf_added(BlockId id) noexcept {
   }
 }
 
-void LineagePolicy::leaf_removed(BlockId id) noexcept {
+KVBM_LINEAGE_INLINE void LineagePolicy::leaf_removed(BlockId id) noexcept {
   if (order_ == LineageEviction::Tick) {
     tick_leaves_.erase(id);
   } else {
     fifo_leaves_.unlink(id);
+  }
+}
+
+KVBM_LINEAGE_INLINE void LineagePolicy::leaf_replaced(BlockId old_id, BlockId new_id) noexcept {
+  if (order_ == LineageEviction::Tick) {
+    tick_leaves_.replace(old_id, new_id, tick_of_[new_id]);
+  } else {
+    fifo_leaves_.unlink(old_id);
+    fifo_leaves_.push_back(new_id);
   }
 }
 
@@ -191,22 +247,38 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
   if (contains(id)) {
     throw std::logic_error("lineage policy: block " + std::to_string(id) + " already exists");
   }
-  const std::uint32_t position = hash.position();
-  const LineageKey key{hash.fragment_for_child_position(position + 1), position};
-  const std::uint64_t packed = key.packed();
+  const NodeKeys keys = keys_of(hash);
+  const std::uint64_t packed = keys.self;
 
-  std::uint32_t n;
-  auto& map = index_->map;
-  if (auto it = map.find(packed); it == map.end()) {
-    n = alloc_node(packed, /*indexed=*/true);
-    map.insert(n);
-  } else if (nodes_[*it].state == NodeState::Ghost) {
-    n = *it;  // a placeholder (or a hit-removed interior block) becomes cached again
-  } else {
-    // The key is held by another cached block: a different parent or a fragment collision
-    // (the store's map tells full hashes apart). Give this one a node of its own that lookups
-    // never reach: it stays a leaf, so it is evictable and never disturbs the other's subtree.
-    n = alloc_node(packed, /*indexed=*/false);
+  std::uint32_t n = kNil;
+  if (const std::uint32_t mine = node_of_[id]; mine != kNil) {
+    // The slot's own Held node (a hit, now released): cached again in place. An unindexed
+    // (collision) node or another key's node goes, and the block is looked up like a new one.
+    if (nodes_[mine].key == packed && nodes_[mine].indexed) {
+      n = mine;
+    } else {
+      drop_held(mine);
+    }
+  }
+  if (n == kNil) {
+    auto& map = index_->map;
+    if (auto it = map.find(packed); it == map.end()) {
+      n = alloc_node(packed, /*indexed=*/true);
+      map.insert(n);
+    } else if (const Node& found = nodes_[*it]; found.state == NodeState::Ghost) {
+      n = *it;  // a placeholder becomes cached
+    } else if (found.state == NodeState::Held) {
+      // Another slot's block in use holds the key (a different parent or a fragment collision;
+      // the store never caches one hash twice): this block takes the node over, as it would
+      // take over a ghost, and the other slot looks its key up again when it is released.
+      n = *it;
+      node_of_[found.block] = kNil;
+    } else {
+      // The key is held by another cached block: a different parent or a fragment collision
+      // (the store's map tells full hashes apart). Give this one a node of its own that lookups
+      // never reach: it stays a leaf, so it is evictable and never disturbs the other's subtree.
+      n = alloc_node(packed, /*indexed=*/false);
+    }
   }
 
   Node& node = nodes_[n];
@@ -216,36 +288,54 @@ void LineagePolicy::insert(BlockId id, const SequenceHash& hash) {
   tick_of_[id] = next_tick_++;
   ++size_;
 
-  link_to_parent(n, hash);
-  if (nodes_[n].first_child == kNil) leaf_added(id);
+  const BlockId displaced = keys.position == 0 ? kInvalidBlockId : link_to_parent(n, keys.parent);
+  if (nodes_[n].first_child == kNil) {
+    if (displaced != kInvalidBlockId) {
+      leaf_replaced(displaced, id);  // a chain released root-first: one heap sift, not two
+    } else {
+      leaf_added(id);
+    }
+  } else if (displaced != kInvalidBlockId) {
+    leaf_removed(displaced);
+  }
 }
 
-void LineagePolicy::link_to_parent(std::uint32_t n, const SequenceHash& hash) {
-  const std::uint32_t position = position_of(nodes_[n]);
-  if (position == 0) return;
-  const std::uint64_t parent_key = LineageKey{hash.parent_fragment(), position - 1}.packed();
-
+std::uint32_t LineagePolicy::find_parent(std::uint32_t n, std::uint64_t parent_key) {
   if (const std::uint32_t current = nodes_[n].parent; current != kNil) {
-    const Node& p = nodes_[current];
-    if (p.key == parent_key) return;
-    // A promoted ghost that was left by a different hash with the same (position, fragment):
-    // move it under this hash's parent and let the old parent settle.
+    // A promoted ghost (or Held node) that was left by a different hash with the same
+    // (position, fragment): move it under this hash's parent and let the old parent settle.
     detach(n);
     settle(current);
   }
-
-  std::uint32_t parent;
   auto& map = index_->map;
-  if (auto it = map.find(parent_key); it != map.end()) {
-    parent = *it;
-    const Node& p = nodes_[parent];
-    if (p.state == NodeState::Real && p.first_child == kNil) leaf_removed(p.block);
+  if (auto it = map.find(parent_key); it != map.end()) return *it;
+  // Child cached before its parent: hold its place with a ghost.
+  const std::uint32_t parent = alloc_node(parent_key, /*indexed=*/true);
+  map.insert(parent);
+  return parent;
+}
+
+KVBM_LINEAGE_INLINE BlockId LineagePolicy::link_to_parent(std::uint32_t n,
+                                                          std::uint64_t parent_key) {
+  std::uint32_t parent;
+  if (const std::uint32_t current = nodes_[n].parent;
+      current != kNil && nodes_[current].key == parent_key) {
+    return kInvalidBlockId;  // still linked under the right parent (it held a subtree)
+  } else if (const std::uint32_t hint = nodes_[n].prev_sibling;  // an unlinked node's hint
+             current == kNil && hint != kNil && nodes_[hint].indexed &&
+             nodes_[hint].state != NodeState::Free && nodes_[hint].key == parent_key) {
+    // The hint is the index's node for parent_key (the index holds every indexed node, one per
+    // key): no probe.
+    parent = hint;
   } else {
-    // Child cached before its parent: hold its place with a ghost.
-    parent = alloc_node(parent_key, /*indexed=*/true);
-    map.insert(parent);
+    parent = find_parent(n, parent_key);
+  }
+  BlockId displaced = kInvalidBlockId;
+  if (const Node& p = nodes_[parent]; p.state == NodeState::Real && p.first_child == kNil) {
+    displaced = p.block;
   }
   attach(n, parent);
+  return displaced;
 }
 
 void LineagePolicy::remove(BlockId id, const SequenceHash& hash) {
@@ -253,32 +343,49 @@ void LineagePolicy::remove(BlockId id, const SequenceHash& hash) {
     throw std::logic_error("lineage policy: block " + std::to_string(id) + " not found");
   }
   // The node keeps no full hash; its key and its parent's key must both match `hash`.
-  const std::uint32_t position = hash.position();
+  const NodeKeys keys = keys_of(hash);
   const Node& node = nodes_[node_of_[id]];
-  bool same = node.key == LineageKey{hash.fragment_for_child_position(position + 1), position}.packed();
-  if (same && position > 0 && node.parent != kNil) {
-    same = nodes_[node.parent].key == LineageKey{hash.parent_fragment(), position - 1}.packed();
-  }
+  bool same = node.key == keys.self;
+  if (same && keys.position > 0 && node.parent != kNil) same = nodes_[node.parent].key == keys.parent;
   if (!same) {
     throw std::logic_error("lineage policy: block " + std::to_string(id) +
                            " holds a different sequence hash");
   }
-  remove_cached(id);
+  uncache(id, NodeState::Held);
 }
 
-void LineagePolicy::remove_cached(BlockId id) {
+void LineagePolicy::forget(BlockId id) noexcept {
+  if (id >= node_of_.size()) return;
+  const std::uint32_t n = node_of_[id];
+  if (n == kNil) return;
+  if (nodes_[n].state == NodeState::Real) uncache(id, NodeState::Held);  // not a store path
+  drop_held(n);
+}
+
+KVBM_LINEAGE_INLINE void LineagePolicy::uncache(BlockId id, NodeState to) noexcept {
   const std::uint32_t n = node_of_[id];
   Node& node = nodes_[n];
-  if (node.first_child == kNil) leaf_removed(id);
-  node.state = NodeState::Ghost;
-  node.block = kInvalidBlockId;
-  node_of_[id] = kNil;
+  node.state = to;
+  if (to != NodeState::Held) {
+    node.block = kInvalidBlockId;
+    node_of_[id] = kNil;
+  }
   tick_of_[id] = 0;
   --size_;
+  if (node.first_child != kNil) return;  // an interior block: its node holds the subtree
+  leaf_removed(id);
   settle(n);
 }
 
-void LineagePolicy::settle(std::uint32_t n) {
+void LineagePolicy::drop_held(std::uint32_t n) noexcept {
+  Node& node = nodes_[n];
+  node_of_[node.block] = kNil;
+  node.block = kInvalidBlockId;
+  node.state = NodeState::Ghost;
+  settle(n);
+}
+
+void LineagePolicy::settle(std::uint32_t n) noexcept {
   while (n != kNil) {
     Node& node = nodes_[n];
     if (node.first_child != kNil) return;  // still holds a subtree together
@@ -286,9 +393,16 @@ void LineagePolicy::settle(std::uint32_t n) {
       leaf_added(node.block);
       return;
     }
-    const std::uint32_t parent = node.parent;  // a childless ghost: prune and go up
-    if (parent != kNil) detach(n);
-    free_node(n);
+    // A childless ghost is pruned, a childless Held node unlinked (kept for its slot's next
+    // release); either way the parent lost a child.
+    const std::uint32_t parent = node.parent;
+    if (parent != kNil) {
+      detach(n);
+      // An unlinked node has no siblings: a Held one keeps its parent there as a hint for its
+      // relink (checked against the parent's key before use, so it may go stale).
+      if (node.state == NodeState::Held) node.prev_sibling = parent;
+    }
+    if (node.state == NodeState::Ghost) free_node(n);
     n = parent;
   }
 }
@@ -298,7 +412,7 @@ std::size_t LineagePolicy::evict(std::span<BlockId> out) {
   while (count < out.size()) {
     const BlockId victim = next_victim();
     if (victim == kInvalidBlockId) break;
-    remove_cached(victim);  // may expose the parent as the next leaf
+    uncache(victim, NodeState::Ghost);  // pruned; may expose the parent as the next leaf
     out[count++] = victim;
   }
   return count;
@@ -311,6 +425,21 @@ BlockId LineagePolicy::next_victim() const noexcept {
 bool LineagePolicy::is_leaf(BlockId id) const noexcept {
   if (!contains(id)) return false;
   return order_ == LineageEviction::Tick ? tick_leaves_.contains(id) : fifo_leaves_.contains(id);
+}
+
+std::size_t LineagePolicy::ghost_count() const noexcept {
+  std::size_t count = 0;
+  for (const Node& node : nodes_) {
+    count += node.state == NodeState::Ghost ||
+             (node.state == NodeState::Held && node.first_child != kNil);
+  }
+  return count;
+}
+
+std::size_t LineagePolicy::held_count() const noexcept {
+  std::size_t count = 0;
+  for (const Node& node : nodes_) count += node.state == NodeState::Held;
+  return count;
 }
 
 std::size_t LineagePolicy::leaf_count() const noexcept {
@@ -335,6 +464,11 @@ void LineagePolicy::check_invariants() const {
       if (it == index_->map.end() || *it != n) fail("indexed node missing from index");
     }
     if (node.state == NodeState::Ghost && node.first_child == kNil) fail("childless ghost");
+    if (node.state == NodeState::Ghost && node.block != kInvalidBlockId) fail("ghost with a slot");
+    if (node.state == NodeState::Held) {
+      if (node.block >= node_of_.size() || node_of_[node.block] != n) fail("held node/slot mapping");
+      if (node.parent != kNil && node.first_child == kNil) fail("childless held node still linked");
+    }
     if (node.state == NodeState::Real) {
       ++cached;
       const BlockId id = node.block;
@@ -364,7 +498,10 @@ void LineagePolicy::check_invariants() const {
   if (leaves != leaf_count()) fail("leaf count");
   if (indexed != index_->map.size()) fail("index size");
   for (BlockId id = 0; id < node_of_.size(); ++id) {
-    if (node_of_[id] != kNil && nodes_[node_of_[id]].block != id) fail("slot/node mapping");
+    if (node_of_[id] == kNil) continue;
+    const Node& node = nodes_[node_of_[id]];
+    if (node.block != id) fail("slot/node mapping");
+    if (node.state != NodeState::Real && node.state != NodeState::Held) fail("slot maps to a ghost");
   }
 }
 

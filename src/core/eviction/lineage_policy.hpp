@@ -6,9 +6,17 @@
 // Only leaves (cached blocks without cached or placeholder descendants) are evictable, so a cached
 // parent always outlives its cached descendants and chains drain tail-first.
 //  - A child cached before its parent hangs under a Ghost placeholder; the parent's later insert
-//    promotes the ghost. A cache hit on an interior block leaves a ghost holding the subtree.
-//  - Removing a node prunes childless ghosts upwards iteratively (no recursion: chains may be
-//    tens of thousands deep) and re-exposes the nearest cached ancestor as a leaf.
+//    promotes the ghost.
+//  - A cache hit does not take the block's node out of the tree: the node turns Held (the slot
+//    is in use, not evictable) and stays indexed, so the release that caches the block again
+//    flips it back to cached in place (no node allocation, no index insert or erase). A Held
+//    node with cached descendants holds their subtree like a ghost; a childless one is unlinked
+//    from its parent (so the parent is a leaf again, as if the node had gone) and relinks when
+//    it is cached again. The node goes when the slot's tenancy ends (forget(), or the slot is
+//    cached under another key), and a ghost lookup may take over another slot's Held node.
+//  - Removing a node prunes childless ghosts (and unlinks childless Held nodes) upwards
+//    iteratively (no recursion: chains may be tens of thousands deep) and re-exposes the
+//    nearest cached ancestor as a leaf.
 //  - Two different hashes with the same (position, fragment) (a different parent, or a fragment
 //    collision) never share a node: the later one gets its own unindexed node, always a leaf, so
 //    eviction of one never removes or corrupts the other. Full hashes stay in the store.
@@ -19,13 +27,15 @@
 //    list: O(1).
 // Memory: a node slab reserved for 2 x capacity nodes (ghosts may grow it) of 32 bytes each (the
 // node's (position, fragment) is kept packed in its 64-bit index key), a (position, fragment)
-// index of 4-byte node numbers (found through their nodes' keys) sized for 1.5 x capacity, and
-// per-slot arrays (node, tick, leaf order); the full hash
-// is not kept (the store has it). No allocation per operation in steady state.
+// index of 4-byte node numbers (found through their nodes' keys) sized for 1.5 x capacity (cached
+// and Held nodes are at most one per slot), and per-slot arrays (node, tick, leaf order); the
+// full hash is not kept (the store has it). No allocation per operation in steady state.
 // Exception safety: growth past the reserved slab or index allocates inside insert(), which the
 // store calls from release paths that cannot throw; a pool churning far more ghosts than
-// 2 x capacity under memory exhaustion terminates there (not reached by the fault tests). Complexity per operation: O(1) expected plus the ghost chain pruned (amortised O(1):
-// each ghost is pruned once) plus O(log n) for the Tick heap.
+// 2 x capacity under memory exhaustion terminates there (not reached by the fault tests).
+// Complexity per operation: O(1) expected plus the nodes unlinked or pruned on the way up
+// (a hit on the leaf of a Held chain unlinks the chain's childless Held nodes once; each is
+// relinked once when cached again) plus O(log n) for the Tick heap.
 #pragma once
 
 #include <cstdint>
@@ -75,6 +85,8 @@ class TickHeap {
   explicit TickHeap(std::size_t capacity);
   void push(BlockId id, std::uint64_t tick) noexcept;
   void erase(BlockId id) noexcept;
+  /// erase(old_id) then push(new_id, tick) in one sift (a child taking its parent's leaf place).
+  void replace(BlockId old_id, BlockId new_id, std::uint64_t tick) noexcept;
   /// kInvalidBlockId when empty.
   [[nodiscard]] BlockId top() const noexcept {
     return heap_.empty() ? kInvalidBlockId : heap_.front().id;
@@ -106,12 +118,20 @@ class LineagePolicy final : public InactivePolicy {
 
   /// Throws std::logic_error if `id` is already present.
   void insert(BlockId id, const SequenceHash& hash) override;
-  /// Throws std::logic_error if `id` is not present or holds a different hash.
+  void insert_many(std::span<const BlockId> ids,
+                   FunctionRef<const SequenceHash&(BlockId)> hash_of) override {
+    for (const BlockId id : ids) insert(id, hash_of(id));
+  }
+  /// Throws std::logic_error if `id` is not present or holds a different hash. The node stays
+  /// (Held) until the slot is cached again or forgotten.
   void remove(BlockId id, const SequenceHash& hash) override;
+  /// Drops the Held node of slot `id` (turning it into a ghost while it holds a subtree).
+  void forget(BlockId id) noexcept override;
   std::size_t evict(std::span<BlockId> out) override;
   [[nodiscard]] std::size_t size() const noexcept override { return size_; }
   [[nodiscard]] bool contains(BlockId id) const noexcept override {
-    return id < node_of_.size() && node_of_[id] != kNil;
+    return id < node_of_.size() && node_of_[id] != kNil &&
+           nodes_[node_of_[id]].state == NodeState::Real;
   }
   [[nodiscard]] const char* name() const noexcept override {
     return order_ == LineageEviction::Tick ? "lineage-tick" : "lineage-fifo";
@@ -123,9 +143,12 @@ class LineagePolicy final : public InactivePolicy {
   /// Whether `id` is cached and currently evictable (a leaf).
   [[nodiscard]] bool is_leaf(BlockId id) const noexcept;
   [[nodiscard]] std::size_t leaf_count() const noexcept;
-  /// Nodes in the tree (cached + ghosts).
-  [[nodiscard]] std::size_t node_count() const noexcept { return live_nodes_; }
-  [[nodiscard]] std::size_t ghost_count() const noexcept { return live_nodes_ - size_; }
+  /// Nodes in the tree that hold cached blocks in place: cached + ghost_count(). O(slab).
+  [[nodiscard]] std::size_t node_count() const noexcept { return size_ + ghost_count(); }
+  /// Placeholders: ghosts plus Held nodes that hold cached descendants. O(slab).
+  [[nodiscard]] std::size_t ghost_count() const noexcept;
+  /// Nodes of blocks in use that kept their place since their hit (Held). O(slab).
+  [[nodiscard]] std::size_t held_count() const noexcept;
   /// Nodes ever created in the slab (live + recycled); grows only past its high-water mark.
   [[nodiscard]] std::size_t slab_size() const noexcept { return nodes_.size(); }
   /// The id that would be evicted next (kInvalidBlockId when empty).
@@ -135,14 +158,14 @@ class LineagePolicy final : public InactivePolicy {
 
  private:
   static constexpr std::uint32_t kNil = 0xFFFF'FFFFu;
-  enum class NodeState : std::uint8_t { Free, Ghost, Real };
+  enum class NodeState : std::uint8_t { Free, Ghost, Held, Real };
   struct Node {
     std::uint64_t key = 0;  // LineageKey::packed(): position and fragment
     std::uint32_t parent = kNil;
     std::uint32_t first_child = kNil;
     std::uint32_t next_sibling = kNil;  // also the free-list link
-    std::uint32_t prev_sibling = kNil;
-    BlockId block = kInvalidBlockId;    // the cached slot while Real
+    std::uint32_t prev_sibling = kNil;  // unlinked Held node: its last parent (a hint)
+    BlockId block = kInvalidBlockId;    // the slot while Real (cached) or Held (in use)
     NodeState state = NodeState::Free;
     bool indexed = false;               // reachable through the (position, fragment) index
   };
@@ -157,25 +180,37 @@ class LineagePolicy final : public InactivePolicy {
   void free_node(std::uint32_t n) noexcept;
   void attach(std::uint32_t child, std::uint32_t parent) noexcept;
   void detach(std::uint32_t child) noexcept;
-  void link_to_parent(std::uint32_t n, const SequenceHash& hash);
-  void remove_cached(BlockId id);
+  /// Links non-root `n` under its parent, keyed `parent_key` (found, or a new ghost). Returns the parent's slot when the
+  /// parent was a cached leaf and no longer is (the caller takes it out of the leaf order),
+  /// else kInvalidBlockId.
+  [[nodiscard]] BlockId link_to_parent(std::uint32_t n, std::uint64_t parent_key);
+  /// The slow part of link_to_parent: unlinks `n` from a parent with another key, then finds
+  /// the parent through the index or makes a ghost for it.
+  std::uint32_t find_parent(std::uint32_t n, std::uint64_t parent_key);
+  /// Cached slot `id` leaves the leaf order: its node turns `to` (Held on a hit, Ghost when
+  /// evicted) and settles.
+  void uncache(BlockId id, NodeState to) noexcept;
+  /// The Held node `n` loses its slot: a ghost while it holds a subtree, else pruned.
+  void drop_held(std::uint32_t n) noexcept;
   /// `n` just lost a child or its block: re-expose it as a leaf, or prune it (and any childless
-  /// ghost ancestors) when it is a childless ghost. Iterative.
-  void settle(std::uint32_t n);
+  /// ghost ancestors) when it is a childless ghost, or unlink it when it is a childless Held
+  /// node. Iterative.
+  void settle(std::uint32_t n) noexcept;
   void leaf_added(BlockId id) noexcept;
   void leaf_removed(BlockId id) noexcept;
+  void leaf_replaced(BlockId old_id, BlockId new_id) noexcept;
 
   LineageEviction order_;
   std::vector<Node> nodes_;
   std::uint32_t free_head_ = kNil;
   std::size_t live_nodes_ = 0;
   std::unique_ptr<Index> index_;
-  std::vector<std::uint32_t> node_of_;   // slot id -> node, kNil when not cached
+  std::vector<std::uint32_t> node_of_;   // slot id -> node (Real or Held), else kNil
   std::vector<std::uint64_t> tick_of_;   // slot id -> tick at which it became cached
   std::uint64_t next_tick_ = 1;
   TickHeap tick_leaves_;                 // LineageEviction::Tick
   IdList fifo_leaves_;                   // LineageEviction::Fifo
-  std::size_t size_ = 0;
+  std::size_t size_ = 0;                 // Real nodes
 };
 
 }  // namespace kvbm::detail

@@ -43,6 +43,13 @@ class LruPolicy final : public InactivePolicy {
     if (order_.contains(id)) throw std::logic_error("lru policy: block inserted twice");
     order_.push_back(id);
   }
+  void insert_many(std::span<const BlockId> ids,
+                   FunctionRef<const SequenceHash&(BlockId)>) override {
+    for (const BlockId id : ids) {
+      if (order_.contains(id)) throw std::logic_error("lru policy: block inserted twice");
+      order_.push_back(id);
+    }
+  }
   void remove(BlockId id, const SequenceHash&) override {
     if (!order_.contains(id)) throw std::logic_error("lru policy: removing a block it does not hold");
     order_.unlink(id);
