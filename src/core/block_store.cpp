@@ -138,7 +138,7 @@ struct Locked {
       s.inactive->insert_many({batch, batched},
                               [this](BlockId id) -> const SequenceHash& { return s.slots[id].hash; });
     }
-    if (inactive_added != 0) m.inactive_pool_size.fetch_add(inactive_added, std::memory_order_relaxed);
+    if (inactive_added != 0) gauge_add(m.inactive_pool_size, inactive_added);
     batch = nullptr;
     batched = 0;
     inactive_added = 0;

@@ -39,16 +39,11 @@ class IdList {
 class LruPolicy final : public InactivePolicy {
  public:
   explicit LruPolicy(std::size_t capacity) : order_{capacity} {}
-  void insert(BlockId id, const SequenceHash&) override {
-    if (order_.contains(id)) throw std::logic_error("lru policy: block inserted twice");
-    order_.push_back(id);
-  }
+  void insert(BlockId id, const SequenceHash&) override { push(id); }
+  // Recency needs no hash: the batch skips hash_of.
   void insert_many(std::span<const BlockId> ids,
                    FunctionRef<const SequenceHash&(BlockId)>) override {
-    for (const BlockId id : ids) {
-      if (order_.contains(id)) throw std::logic_error("lru policy: block inserted twice");
-      order_.push_back(id);
-    }
+    for (const BlockId id : ids) push(id);
   }
   void remove(BlockId id, const SequenceHash&) override {
     if (!order_.contains(id)) throw std::logic_error("lru policy: removing a block it does not hold");
@@ -63,6 +58,11 @@ class LruPolicy final : public InactivePolicy {
   }
 
  private:
+  void push(BlockId id) {
+    if (order_.contains(id)) throw std::logic_error("lru policy: block inserted twice");
+    order_.push_back(id);
+  }
+
   IdList order_;
 };
 
