@@ -23,12 +23,14 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <span>
 #include <utility>
 
 #include "kvbm/detail/block_store.hpp"
 #include "kvbm/errors.hpp"
+#include "kvbm/hash_keys.hpp"
 #include "kvbm/pin.hpp"
 #include "kvbm/tokens.hpp"
 
@@ -123,6 +125,17 @@ class MutableBlock {
       throw BlockSizeMismatch(store_->block_size(), tokens.size());
     }
     store_->stage(block_id_, hash, tokens);
+    return CompleteBlock<Tier>(std::exchange(store_, nullptr), block_id_, hash);
+  }
+  /// Same, naming the HashKeys (LoRA, cache salt, multimodal items) `hash` was computed under:
+  /// they go with the block's Stored event, so a router can hash the block as the engine did.
+  /// Null keys: as above. One keys object is shared by all blocks of a sequence.
+  [[nodiscard]] CompleteBlock<Tier> stage(const SequenceHash& hash, std::span<const Token> tokens,
+                                          std::shared_ptr<const HashKeys> keys) && {
+    if (tokens.size() != detail::live_store(store_, "MutableBlock::stage").block_size()) {
+      throw BlockSizeMismatch(store_->block_size(), tokens.size());
+    }
+    store_->stage(block_id_, hash, tokens, std::move(keys));
     return CompleteBlock<Tier>(std::exchange(store_, nullptr), block_id_, hash);
   }
 

@@ -29,6 +29,9 @@
 // Tokens. A block completed from a TokenBlock carries its token ids when the sink wants tokens;
 // a block staged by hash alone carries none (token_count == 0): vLLM-format routers that hash
 // tokens themselves (Dynamo) cannot index such a block and drop it.
+// Hash keys. A block staged with HashKeys (RequestSequence and SchedulableSequence do this) carries
+// them to its Stored record (KvEventView::hash_keys): LoRA name, cache salt and the multimodal
+// items that overlap it, which a router needs to hash the block the way the engine did.
 #pragma once
 
 #include <chrono>
@@ -45,6 +48,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kvbm/hash_keys.hpp"
 #include "kvbm/sequence_hash.hpp"
 #include "kvbm/tokens.hpp"
 #include "kvbm/types.hpp"
@@ -96,6 +100,7 @@ struct KvEventRecord {
   std::uint64_t parent_hash = 0;  ///< parent_wire_hash(hash) when has_parent
   std::uint32_t token_offset = 0;
   std::uint32_t token_count = 0;  ///< 0: no token ids (staged by hash, or the sink wants none)
+  std::uint32_t keys = 0;         ///< Stored: 1 + index into KvEventView::keys; 0: no hash keys
   KvEventKind kind = KvEventKind::Stored;
   bool has_parent = false;
 
@@ -111,8 +116,6 @@ struct KvEventSource {
   ManagerId manager;
   std::uint32_t block_size = 0;
   std::optional<std::string> medium;  ///< "GPU" (G1), "CPU" (G2), "DISK" (G3) unless overridden
-  // LoRA name / cache salt: filled when hash keys exist (request-sequence issue); none yet.
-  std::optional<std::string> lora_name;
 };
 
 /// A borrowed run of records from one source, valid only during the call that receives it.
@@ -120,9 +123,18 @@ struct KvEventView {
   const std::shared_ptr<const KvEventSource>& source;
   std::span<const KvEventRecord> records;
   std::span<const Token> tokens;
+  std::span<const std::shared_ptr<const HashKeys>> keys{};  ///< shared by the records naming them
 
   [[nodiscard]] std::span<const Token> token_ids(const KvEventRecord& record) const noexcept {
     return tokens.subspan(record.token_offset, record.token_count);
+  }
+  /// The keys the block was staged with; nullptr when none (plain hashes, or not a Stored record).
+  [[nodiscard]] const HashKeys* hash_keys(const KvEventRecord& record) const noexcept {
+    return record.keys == 0 ? nullptr : keys[record.keys - 1].get();
+  }
+  /// Same, shared: for consumers that keep the keys past the call (one reference-count increment).
+  [[nodiscard]] std::shared_ptr<const HashKeys> shared_keys(const KvEventRecord& record) const {
+    return record.keys == 0 ? nullptr : keys[record.keys - 1];
   }
 };
 
@@ -175,6 +187,7 @@ class KvEventBuffer {
   std::vector<KvEventRecord> records_;
   std::vector<Token> tokens_;
   std::vector<std::shared_ptr<const KvEventSource>> sources_;
+  std::vector<std::shared_ptr<const HashKeys>> keys_;
   std::vector<Run> runs_;
   std::size_t appends_ = 0;
 };

@@ -23,6 +23,7 @@
 
 #include <bit>
 #include <cstddef>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -60,6 +61,7 @@ class RequestSequence {
   RequestSequence(std::vector<std::uint32_t> prompt, std::size_t max_output_tokens,
                   std::uint32_t block_size, HashKeys keys = {})
       : keys_{std::move(keys)},
+        shared_keys_{keys_.empty() ? nullptr : std::make_shared<const HashKeys>(keys_)},
         block_size_{block_size},
         block_shift_{static_cast<std::uint32_t>(std::countr_zero(block_size))},
         num_input_tokens_{prompt.size()},
@@ -76,6 +78,7 @@ class RequestSequence {
       tokens_ = std::move(other.tokens_);
       hashes_ = std::move(other.hashes_);
       keys_ = std::move(other.keys_);
+      shared_keys_ = std::move(other.shared_keys_);
       block_size_ = other.block_size_;
       block_shift_ = other.block_shift_;
       num_input_tokens_ = other.num_input_tokens_;
@@ -316,7 +319,8 @@ class RequestSequence {
       const std::size_t block = start + i;
       staged_.push_back(std::move(unassigned_[i])
                             .stage(hashes_[block], std::span<const std::uint32_t>(tokens_).subspan(
-                                                       block * block_size_, block_size_)));
+                                                       block * block_size_, block_size_),
+                                   shared_keys_));
     }
     unassigned_.erase(unassigned_.begin(),
                       unassigned_.begin() + static_cast<std::ptrdiff_t>(count));
@@ -344,6 +348,7 @@ class RequestSequence {
   std::vector<std::uint32_t> tokens_;
   std::vector<SequenceHash> hashes_;
   HashKeys keys_;
+  std::shared_ptr<const HashKeys> shared_keys_;  // what staged blocks carry to KV events
   std::uint32_t block_size_;
   std::uint32_t block_shift_;
   std::size_t num_input_tokens_;

@@ -436,6 +436,11 @@ void BlockStore::stage(BlockId id, const SequenceHash& hash) noexcept {
 
 void BlockStore::stage(BlockId id, const SequenceHash& hash,
                        std::span<const std::uint32_t> tokens) noexcept {
+  stage(id, hash, tokens, nullptr);
+}
+
+void BlockStore::stage(BlockId id, const SequenceHash& hash, std::span<const std::uint32_t> tokens,
+                       std::shared_ptr<const HashKeys> keys) noexcept {
   std::lock_guard lock{state_->mutex};
   Slot& slot = state_->slots[id];
   assert(slot.state == SlotState::Mutable);
@@ -447,6 +452,7 @@ void BlockStore::stage(BlockId id, const SequenceHash& hash,
     } else {
       state_->events->stage_tokens(id, tokens);
     }
+    state_->events->swap_keys(id, keys);  // the slot's previous keys die with `keys`, unlocked
   }
   metrics_.stagings.fetch_add(1, std::memory_order_relaxed);
   metrics_.inflight_mutable.fetch_sub(1, std::memory_order_relaxed);

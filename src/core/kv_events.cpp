@@ -27,6 +27,11 @@ void KvEventBuffer::append(const KvEventView& view, bool with_tokens) {
       record.token_offset = token_base;
       record.token_count = 0;
     }
+    if (record.keys != 0) {  // one table entry per run of records sharing keys
+      const auto& keys = view.keys[record.keys - 1];
+      if (keys_.empty() || keys_.back() != keys) keys_.push_back(keys);
+      record.keys = static_cast<std::uint32_t>(keys_.size());
+    }
     records_.push_back(record);
   }
   if (!runs_.empty() && runs_.back().source == source) {
@@ -40,6 +45,7 @@ void KvEventBuffer::clear() noexcept {
   records_.clear();
   tokens_.clear();
   sources_.clear();
+  keys_.clear();
   runs_.clear();
   appends_ = 0;
 }
@@ -48,6 +54,7 @@ void KvEventBuffer::swap(KvEventBuffer& other) noexcept {
   records_.swap(other.records_);
   tokens_.swap(other.tokens_);
   sources_.swap(other.sources_);
+  keys_.swap(other.keys_);
   runs_.swap(other.runs_);
   std::swap(appends_, other.appends_);
 }
@@ -60,7 +67,7 @@ void KvEventBuffer::for_each_view(std::size_t max_records,
       const std::size_t n = std::min(max_records, run.count - done);
       fn(KvEventView{sources_[run.source],
                      std::span<const KvEventRecord>(records_).subspan(run.first + done, n),
-                     tokens_});
+                     tokens_, keys_});
       done += n;
     }
   }
@@ -87,15 +94,18 @@ BatchingEventSink::~BatchingEventSink() {
 }
 
 void BatchingEventSink::on_events(const KvEventView& view) {
-  bool full = false;
+  bool wake = false;
   {
     std::lock_guard lock{mutex_};
-    if (incoming_.empty()) oldest_ = std::chrono::steady_clock::now();
+    // The thread sleeps without a deadline while the buffer is empty: the first record of a
+    // window must wake it to start the timer, as must a full batch. Others need no notify.
+    const bool first = incoming_.empty();
+    if (first) oldest_ = std::chrono::steady_clock::now();
     incoming_.append(view, wants_tokens_);
     ++received_;
-    full = incoming_.size() >= batching_.max_events;
+    wake = (first && !incoming_.empty()) || incoming_.size() >= batching_.max_events;
   }
-  if (full) wake_.notify_one();
+  if (wake) wake_.notify_one();
 }
 
 void BatchingEventSink::flush() {

@@ -21,6 +21,7 @@ StoreEvents::StoreEvents(const EventSettings& settings, ManagerId manager,
     slot_tokens_.resize(block_count * block_size);
     slot_has_tokens_.resize(block_count);
   }
+  slot_keys_.resize(block_count);
   pending_.reserve(256);
   out_.reserve(256);
   if (want_tokens_) {
@@ -49,6 +50,7 @@ void StoreEvents::stage_tokens(BlockId id, std::span<const Token> tokens) noexce
 void StoreEvents::reserve_stored(std::size_t count) {
   pending_.reserve(pending_.size() + count);
   if (want_tokens_) pending_tokens_.reserve(pending_tokens_.size() + count * block_size_);
+  pending_keys_.reserve(pending_keys_.size() + count);
 }
 
 void StoreEvents::stored(BlockId id, const SequenceHash& hash) {
@@ -61,6 +63,10 @@ void StoreEvents::stored(BlockId id, const SequenceHash& hash) {
     record.token_count = block_size_;
     const auto first = slot_tokens_.begin() + static_cast<std::ptrdiff_t>(std::size_t{id} * block_size_);
     pending_tokens_.insert(pending_tokens_.end(), first, first + block_size_);
+  }
+  if (const auto& keys = slot_keys_[id]) {  // a sequence's blocks share one keys object
+    if (pending_keys_.empty() || pending_keys_.back() != keys) pending_keys_.push_back(keys);
+    record.keys = static_cast<std::uint32_t>(pending_keys_.size());
   }
   pending_.push_back(record);
 }
@@ -87,6 +93,7 @@ void StoreEvents::cleared() {
 void StoreEvents::swap_out() noexcept {
   pending_.swap(out_);
   pending_tokens_.swap(out_tokens_);
+  pending_keys_.swap(out_keys_);
   has_pending_.store(false, std::memory_order_relaxed);  // written only under the pool lock
 }
 
@@ -115,12 +122,13 @@ void StoreEvents::flush_out() noexcept {
       }
     }
     try {
-      sink_->on_events(KvEventView{source_, out_, out_tokens_});
+      sink_->on_events(KvEventView{source_, out_, out_tokens_, out_keys_});
     } catch (...) {  // the contract forbids throwing; a pool transition cannot fail for it
     }
   }
   out_.clear();
   out_tokens_.clear();
+  out_keys_.clear();
 }
 
 void StoreEvents::deliver(bool claimed, std::mutex& mutex) noexcept {

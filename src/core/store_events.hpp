@@ -34,6 +34,11 @@ class StoreEvents {
   void forget_tokens(BlockId id) noexcept {
     if (want_tokens_) slot_has_tokens_[id] = 0;
   }
+  /// The keys a block was staged with (null: none); swapped in, so the old ones are released
+  /// through `keys` after the lock, not under it.
+  void swap_keys(BlockId id, std::shared_ptr<const HashKeys>& keys) noexcept {
+    slot_keys_[id].swap(keys);
+  }
   /// Makes room for `count` Stored records (and their tokens), so a registration can reserve
   /// before its first slot change and stored() then never allocates (strong guarantee).
   void reserve_stored(std::size_t count);
@@ -63,11 +68,14 @@ class StoreEvents {
   std::uint32_t block_size_;
   std::vector<Token> slot_tokens_;         // block_count * block_size, when tokens are wanted
   std::vector<std::uint8_t> slot_has_tokens_;
+  std::vector<std::shared_ptr<const HashKeys>> slot_keys_;  // block_count; null: no keys
 
   std::vector<KvEventRecord> pending_;     // guarded by the pool mutex
   std::vector<Token> pending_tokens_;
+  std::vector<std::shared_ptr<const HashKeys>> pending_keys_;
   std::vector<KvEventRecord> out_;         // owned by the claimant
   std::vector<Token> out_tokens_;
+  std::vector<std::shared_ptr<const HashKeys>> out_keys_;
   std::atomic<bool> has_pending_{false};
   std::atomic<bool> delivering_{false};
 };

@@ -72,6 +72,7 @@ struct MirrorBlock {
   std::optional<std::uint64_t> parent;
   std::uint32_t position = 0;
   std::vector<Token> tokens;
+  std::shared_ptr<const HashKeys> keys;
 };
 struct Mirror {
   std::shared_ptr<const KvEventSource> source;
@@ -141,9 +142,16 @@ struct ZmqEventPublisher::Impl {
   }
 
   // ---- encoding (publisher thread) ----
-  void pack_stored(Packer& pk, std::uint64_t hash, const std::optional<std::uint64_t>& parent,
-                   std::span<const Token> tokens, const KvEventSource& source) {
-    pk.pack_map(8);
+  // vLLM's BlockStored, plus `extra_keys` (vLLM's per-block tuple: multimodal hashes, LoRA name,
+  // cache salt on the first block) and `cache_salt` (read by name by Dynamo's router) when the
+  // block was staged with HashKeys; both are omitted otherwise (defaulted / not vLLM's).
+  static void pack_stored(Packer& pk, std::uint64_t hash, const std::optional<std::uint64_t>& parent,
+                   std::span<const Token> tokens, const KvEventSource& source,
+                   const HashKeys* keys, std::uint32_t position) {
+    const bool has_keys = keys != nullptr && !keys->empty();
+    const bool has_lora = has_keys && !keys->lora_name().empty();
+    const bool has_salt = has_keys && !keys->cache_salt().empty();
+    pk.pack_map(8 + (has_keys ? 1 : 0) + (has_salt ? 1 : 0));
     pack_str(pk, "type");
     pack_str(pk, "BlockStored");
     pack_str(pk, "block_hashes");
@@ -165,7 +173,30 @@ struct ZmqEventPublisher::Impl {
     pack_str(pk, "medium");
     pack_opt_str(pk, source.medium);
     pack_str(pk, "lora_name");
-    pack_opt_str(pk, source.lora_name);
+    if (has_lora) {
+      pack_str(pk, keys->lora_name());
+    } else {
+      pk.pack_nil();
+    }
+    if (has_keys) {
+      const std::vector<std::uint64_t> items = keys->block_extra_keys(position, source.block_size);
+      const bool salt_here = has_salt && position == 0;
+      const std::size_t n = items.size() + (has_lora ? 1 : 0) + (salt_here ? 1 : 0);
+      pack_str(pk, "extra_keys");
+      pk.pack_array(1);
+      if (n == 0) {
+        pk.pack_nil();
+      } else {
+        pk.pack_array(static_cast<std::uint32_t>(n));
+        for (const std::uint64_t item : items) pk.pack_uint64(item);
+        if (has_lora) pack_str(pk, keys->lora_name());
+        if (salt_here) pack_str(pk, keys->cache_salt());
+      }
+    }
+    if (has_salt) {
+      pack_str(pk, "cache_salt");
+      pack_str(pk, keys->cache_salt());
+    }
   }
   static void pack_removed(Packer& pk, std::span<const std::uint64_t> hashes,
                            const KvEventSource& source) {
@@ -239,10 +270,12 @@ struct ZmqEventPublisher::Impl {
         case KvEventKind::Stored: {
           const auto tokens = view.token_ids(r);
           Packer pk(&events_buf);
-          pack_stored(pk, r.block_hash, r.parent(), tokens, *view.source);
+          pack_stored(pk, r.block_hash, r.parent(), tokens, *view.source, view.hash_keys(r),
+                      r.position());
           ++events_in_batch;
           mirror.blocks[r.block_hash] =
-              MirrorBlock{r.parent(), r.position(), std::vector<Token>(tokens.begin(), tokens.end())};
+              MirrorBlock{r.parent(), r.position(), std::vector<Token>(tokens.begin(), tokens.end()),
+                          view.shared_keys(r)};
           break;
         }
         case KvEventKind::Removed:
@@ -293,7 +326,8 @@ struct ZmqEventPublisher::Impl {
     Packer pk(&events);
     pack_cleared(pk);
     for (const Entry& e : entries) {
-      const_cast<Impl*>(this)->pack_stored(pk, e.hash, e.block->parent, e.block->tokens, *e.source);
+      pack_stored(pk, e.hash, e.block->parent, e.block->tokens, *e.source, e.block->keys.get(),
+                  e.block->position);
     }
     return payload_of(events, entries.size() + 1);
   }

@@ -21,6 +21,7 @@
 
 #include "core/test_helpers.hpp"
 #include "kvbm/kv_events.hpp"
+#include "kvbm/request_sequence.hpp"
 
 namespace kvbm {
 namespace {
@@ -422,6 +423,78 @@ TEST(KvEvents, BatchingSinkFlushesOnDestruction) {
     auto b = test::register_token_block(m, test::iota_block(1));
   }
   EXPECT_EQ(consumer->stored(), 1u);
+}
+
+// A block staged with HashKeys carries them to its Stored record, through a batching sink too;
+// a block without keys carries none.
+TEST(KvEvents, SequenceBlocksCarryTheirHashKeys) {
+  struct Seen {
+    std::uint64_t hash;
+    std::shared_ptr<const HashKeys> keys;
+  };
+  std::mutex mutex;
+  std::vector<Seen> seen;
+  auto downstream = std::make_shared<CallbackEventSink>([&](const KvEventView& v) {
+    std::lock_guard lock{mutex};
+    for (const KvEventRecord& r : v.records) {
+      if (r.kind != KvEventKind::Stored) continue;
+      EXPECT_EQ(v.hash_keys(r), v.shared_keys(r).get());
+      seen.push_back({r.block_hash, v.shared_keys(r)});
+    }
+  });
+  for (const bool batched : {false, true}) {
+    seen.clear();
+    std::shared_ptr<KvEventSink> sink = downstream;
+    std::shared_ptr<BatchingEventSink> batcher;
+    if (batched) sink = batcher = std::make_shared<BatchingEventSink>(downstream);
+    auto m = BlockManager<G1>::builder().block_count(16).block_size(4)
+                 .registry(test::make_registry()).event_sink(sink).build();
+    HashKeys keys;
+    keys.set_lora_name("adapter-a").set_cache_salt("tenant-1");
+    keys.add_multimodal_item(MultimodalItem{0xABCD, 5, 2});  // inside block 1 only
+    const auto prompt = test::iota_tokens(100, 13);         // 3 full blocks
+    RequestSequence<G1> keyed(prompt, 0, 4, keys);
+    ASSERT_TRUE(keyed.allocate_blocks(keyed.num_blocks(), m));
+    EXPECT_EQ(keyed.complete_and_register_pending(m), 3u);
+    RequestSequence<G1> plain(prompt, 0, 4);  // same tokens, no keys: other hashes, no keys
+    ASSERT_TRUE(plain.allocate_blocks(plain.num_blocks(), m));
+    EXPECT_EQ(plain.complete_and_register_pending(m), 3u);
+    if (batcher) batcher->flush();
+    std::lock_guard lock{mutex};
+    ASSERT_EQ(seen.size(), 6u) << (batched ? "batched" : "direct");
+    const auto keyed_hashes = keyed_sequence_hashes(prompt, 4, keys);
+    for (std::size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(seen[i].hash, wire_hash(keyed_hashes[i]));
+      ASSERT_NE(seen[i].keys, nullptr);
+      EXPECT_EQ(*seen[i].keys, keys);
+      EXPECT_EQ(seen[i].keys, seen[0].keys) << "one keys object per sequence, not per block";
+      EXPECT_EQ(seen[i + 3].keys, nullptr);
+    }
+    EXPECT_EQ(seen[1].keys->block_extra_keys(1, 4), std::vector<std::uint64_t>{0xABCD});
+    EXPECT_TRUE(seen[0].keys->block_extra_keys(0, 4).empty());
+  }
+}
+
+// The batching sink's thread must wake for the first record of a window: with no flush() and no
+// full batch, a record is delivered once the window passes (it used to wait for the next batch).
+TEST(KvEvents, BatchingSinkDeliversAWindowWithoutFlush) {
+  auto consumer = std::make_shared<ApplyingConsumer>();
+  auto downstream =
+      std::make_shared<CallbackEventSink>([&](const KvEventView& v) { consumer->apply(v); });
+  KvEventBatching batching;
+  batching.window = std::chrono::milliseconds(5);
+  auto batcher = std::make_shared<BatchingEventSink>(downstream, batching);
+  auto m = BlockManager<G1>::builder().block_count(4).block_size(4).registry(test::make_registry())
+               .event_sink(batcher).build();
+  for (int round = 0; round < 3; ++round) {  // each round starts a new window on an idle thread
+    auto b = test::register_token_block(m, test::iota_block(static_cast<Token>(100 * round)));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (consumer->stored() < static_cast<std::uint64_t>(round + 1) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_EQ(consumer->stored(), static_cast<std::uint64_t>(round + 1)) << "round " << round;
+  }
 }
 
 // Concurrency: threads race requests and releases on one pool; the stream, applied in the order

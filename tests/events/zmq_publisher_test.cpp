@@ -15,6 +15,7 @@
 
 #include "core/test_helpers.hpp"
 #include "kvbm/events/zmq_publisher.hpp"
+#include "kvbm/request_sequence.hpp"
 
 namespace kvbm {
 namespace {
@@ -40,8 +41,27 @@ std::string be64_bytes(std::uint64_t v) {
 
 /// Applies decoded payloads: medium -> set of wire hashes; checks the schema as it goes.
 struct WireState {
+  /// What a BlockStored said about the keys it was hashed under (lora_name, extra_keys,
+  /// cache_salt), printed; "-" for an absent field.
+  struct Keys {
+    std::string lora_name, extra_keys, cache_salt;
+    friend bool operator==(const Keys&, const Keys&) = default;
+    friend void PrintTo(const Keys& k, std::ostream* out) {
+      *out << "{lora_name " << k.lora_name << ", extra_keys " << k.extra_keys << ", cache_salt "
+           << k.cache_salt << "}";
+    }
+  };
   std::map<std::string, std::set<std::uint64_t>> by_medium;
+  std::map<std::uint64_t, Keys> keys;
   std::size_t events = 0;
+
+  static std::string print(const std::map<std::string, msgpack::object>& fields, const char* key) {
+    const auto it = fields.find(key);
+    if (it == fields.end()) return "-";
+    std::ostringstream out;
+    out << it->second;
+    return out.str();
+  }
 
   static std::string medium_of(const msgpack::object& v) {
     return v.type == msgpack::type::NIL ? std::string("<nil>") : v.as<std::string>();
@@ -65,11 +85,16 @@ struct WireState {
       }
       const auto type = fields.at("type").as<std::string>();
       if (type == "BlockStored") {
-        EXPECT_EQ(fields.size(), 8u);
+        // vLLM's seven required fields and the tag; extra_keys and cache_salt only with keys.
+        EXPECT_EQ(fields.size(), 8u + fields.count("extra_keys") + fields.count("cache_salt"));
         for (const char* key : {"block_hashes", "parent_block_hash", "token_ids", "block_size",
                                 "lora_id", "medium", "lora_name"}) {
           EXPECT_TRUE(fields.contains(key)) << key;
         }
+        if (fields.contains("cache_salt")) EXPECT_TRUE(fields.contains("extra_keys"));
+        const Keys block_keys{print(fields, "lora_name"), print(fields, "extra_keys"),
+                              print(fields, "cache_salt")};
+        for (auto h : fields.at("block_hashes").as<std::vector<std::uint64_t>>()) keys[h] = block_keys;
         auto& set = by_medium[medium_of(fields.at("medium"))];
         const auto& parent = fields.at("parent_block_hash");
         if (parent.type != msgpack::type::NIL) {
@@ -211,6 +236,60 @@ TEST(ZmqEventPublisher, ReplayAndSnapshotRebuildThePool) {
   EXPECT_EQ(from_snapshot.by_medium["GPU"], wire_set(m));
 
   EXPECT_TRUE(replay(ctx, publisher->replay_endpoint(), "bogus").empty());
+}
+
+// LoRA name, cache salt and multimodal hashes of a sequence's HashKeys reach the wire as vLLM
+// carries them (lora_name; extra_keys: [(mm hashes..., lora, salt on block 0)]) plus Dynamo's
+// cache_salt; the snapshot repeats them; blocks without keys carry none of it.
+TEST(ZmqEventPublisher, HashKeysGoOnTheWire) {
+  KvEventsConfig config;
+  config.endpoint = ipc("pub-keys");
+  config.replay_endpoint = ipc("replay-keys");
+  auto publisher = std::make_shared<ZmqEventPublisher>(config);
+  auto m = BlockManager<G1>::builder().block_count(16).block_size(4)
+               .registry(test::make_registry()).event_sink(publisher).build();
+  HashKeys keys;
+  keys.set_lora_name("adapter-a").set_cache_salt("tenant-1");
+  keys.add_multimodal_item(MultimodalItem{0xABCD, 5, 2});  // tokens 5..6: block 1 only
+  const auto prompt = test::iota_tokens(100, 12);
+  RequestSequence<G1> keyed(prompt, 0, 4, keys);
+  ASSERT_TRUE(keyed.allocate_blocks(keyed.num_blocks(), m));
+  ASSERT_EQ(keyed.complete_and_register_pending(m), 3u);
+  RequestSequence<G1> lora_only(prompt, 0, 4, HashKeys{}.set_lora_name("adapter-b"));
+  ASSERT_TRUE(lora_only.allocate_blocks(lora_only.num_blocks(), m));
+  ASSERT_EQ(lora_only.complete_and_register_pending(m), 3u);
+  RequestSequence<G1> plain(prompt, 0, 4);
+  ASSERT_TRUE(plain.allocate_blocks(plain.num_blocks(), m));
+  ASSERT_EQ(plain.complete_and_register_pending(m), 3u);
+  publisher->flush();
+
+  const auto keyed_hashes = keyed_sequence_hashes(prompt, 4, keys);
+  const auto lora_hashes = keyed_sequence_hashes(prompt, 4, HashKeys{}.set_lora_name("adapter-b"));
+  const auto plain_hashes = keyed_sequence_hashes(prompt, 4, HashKeys{});
+  using Keys = WireState::Keys;
+  const std::map<std::uint64_t, Keys> expected{
+      {wire_hash(keyed_hashes[0]), Keys{"\"adapter-a\"", "[[\"adapter-a\",\"tenant-1\"]]", "\"tenant-1\""}},
+      {wire_hash(keyed_hashes[1]), Keys{"\"adapter-a\"", "[[43981,\"adapter-a\"]]", "\"tenant-1\""}},
+      {wire_hash(keyed_hashes[2]), Keys{"\"adapter-a\"", "[[\"adapter-a\"]]", "\"tenant-1\""}},
+      {wire_hash(lora_hashes[0]), Keys{"\"adapter-b\"", "[[\"adapter-b\"]]", "-"}},
+      {wire_hash(lora_hashes[1]), Keys{"\"adapter-b\"", "[[\"adapter-b\"]]", "-"}},
+      {wire_hash(lora_hashes[2]), Keys{"\"adapter-b\"", "[[\"adapter-b\"]]", "-"}},
+      {wire_hash(plain_hashes[0]), Keys{"null", "-", "-"}},
+      {wire_hash(plain_hashes[1]), Keys{"null", "-", "-"}},
+      {wire_hash(plain_hashes[2]), Keys{"null", "-", "-"}},
+  };
+  zmq::context_t ctx;
+  WireState live;
+  for (const auto& [seq, payload] : replay(ctx, publisher->replay_endpoint(), be64_bytes(0))) {
+    live.apply(payload);
+  }
+  EXPECT_EQ(live.keys, expected);
+  const auto snapshot = replay(ctx, publisher->replay_endpoint(), "snapshot");
+  ASSERT_EQ(snapshot.size(), 1u);
+  WireState from_snapshot;
+  from_snapshot.apply(snapshot[0].second);
+  EXPECT_EQ(from_snapshot.keys, expected);
+  EXPECT_EQ(from_snapshot.by_medium["GPU"], wire_set(m));
 }
 
 TEST(ZmqEventPublisher, LiveFramesMatchTheReplayBuffer) {

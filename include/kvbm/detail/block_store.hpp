@@ -35,6 +35,7 @@
 
 namespace kvbm {
 class BlockRegistry;
+class HashKeys;
 }
 
 namespace kvbm::detail {
@@ -174,6 +175,9 @@ class BlockStore {
   void stage(BlockId id, const SequenceHash& hash) noexcept;    // Mutable -> Staged
   /// Same, keeping the block's token ids for its Stored event when the sink wants them.
   void stage(BlockId id, const SequenceHash& hash, std::span<const std::uint32_t> tokens) noexcept;
+  /// Same, with the hash keys the block was hashed under (null: none), for its Stored event.
+  void stage(BlockId id, const SequenceHash& hash, std::span<const std::uint32_t> tokens,
+             std::shared_ptr<const HashKeys> keys) noexcept;
   void unstage(BlockId id) noexcept;                             // Staged -> Mutable
   void release_mutable(BlockId id) noexcept;                     // Mutable -> Reset, unref
   void release_staged(BlockId id) noexcept;                      // Staged -> Reset, unref

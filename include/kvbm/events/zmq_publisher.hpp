@@ -8,11 +8,15 @@
 // Each event is a msgpack map tagged under "type":
 //   {"type": "BlockStored", "block_hashes": [u64], "parent_block_hash": u64|nil,
 //    "token_ids": [int...], "block_size": int, "lora_id": nil, "medium": str|nil,
-//    "lora_name": str|nil}
+//    "lora_name": str|nil[, "extra_keys": [tuple|nil]][, "cache_salt": str]}
 //   {"type": "BlockRemoved", "block_hashes": [u64...], "medium": str|nil}
 //   {"type": "AllBlocksCleared"}
 // Fields without a default in vLLM are always present (nil when unset); defaulted ones
-// (extra_keys, group_idx, ...) are omitted. One BlockStored per block; consecutive removals of one
+// (group_idx, ...) are omitted. A block staged with HashKeys (see kvbm/kv_events.hpp) names its
+// LoRA in lora_name and gets vLLM's extra_keys entry: a tuple of the multimodal hashes overlapping
+// it (u64), then the LoRA name, then the cache salt on position 0 (nil when all are absent); a
+// salted block also carries "cache_salt" (a field Dynamo's router reads by name and vLLM's
+// decoder ignores). Without keys both are omitted. One BlockStored per block; consecutive removals of one
 // pool share a BlockRemoved. A pool whose cache is cleared while another pool sharing the
 // publisher still holds blocks is reported as BlockRemoved of that pool's blocks (a router's
 // AllBlocksCleared would drop the other tiers too).
