@@ -159,9 +159,10 @@ struct Locked {
 
   /// The slot's hash leaves this pool: out of the index and its registry presence dropped.
   void forget(Slot& slot) noexcept {
+    const auto id = static_cast<BlockId>(&slot - s.slots.data());
     s.by_hash.erase(slot.hash);
-    s.inactive->forget(static_cast<BlockId>(&slot - s.slots.data()));
-    if (s.events) s.events->removed(slot.hash);
+    s.inactive->forget(id);
+    if (s.events) s.events->removed(id, slot.hash);
     drop_registration(slot);
   }
 
@@ -441,6 +442,10 @@ void BlockStore::stage(BlockId id, const SequenceHash& hash,
 
 void BlockStore::stage(BlockId id, const SequenceHash& hash, std::span<const std::uint32_t> tokens,
                        std::shared_ptr<const HashKeys> keys) noexcept {
+  // Wire hashes before the lock: events is fixed at construction, so this read is safe.
+  const bool events = state_->events != nullptr;
+  const std::uint64_t wire = events ? wire_hash(hash) : 0;
+  const std::uint64_t parent_wire = events ? parent_wire_hash(hash).value_or(0) : 0;
   std::lock_guard lock{state_->mutex};
   Slot& slot = state_->slots[id];
   assert(slot.state == SlotState::Mutable);
@@ -452,6 +457,7 @@ void BlockStore::stage(BlockId id, const SequenceHash& hash, std::span<const std
     } else {
       state_->events->stage_tokens(id, tokens);
     }
+    state_->events->stage_wire(id, wire, parent_wire);
     state_->events->swap_keys(id, keys);  // the slot's previous keys die with `keys`, unlocked
   }
   metrics_.stagings.fetch_add(1, std::memory_order_relaxed);

@@ -22,6 +22,7 @@ StoreEvents::StoreEvents(const EventSettings& settings, ManagerId manager,
     slot_has_tokens_.resize(block_count);
   }
   slot_keys_.resize(block_count);
+  slot_wire_.resize(block_count);
   pending_.reserve(256);
   out_.reserve(256);
   if (want_tokens_) {
@@ -57,7 +58,11 @@ void StoreEvents::stored(BlockId id, const SequenceHash& hash) {
   if (!reports(hash)) return;
   KvEventRecord record;
   record.kind = KvEventKind::Stored;
-  record.hash = hash;  // wire hashes are filled after the lock (flush_out)
+  record.hash = hash;
+  const SlotWire& wire = slot_wire_[id];
+  record.block_hash = wire.block;
+  record.parent_hash = wire.parent;
+  record.has_parent = hash.position() != 0;
   if (want_tokens_ && slot_has_tokens_[id] != 0) {
     record.token_offset = static_cast<std::uint32_t>(pending_tokens_.size());
     record.token_count = block_size_;
@@ -71,11 +76,12 @@ void StoreEvents::stored(BlockId id, const SequenceHash& hash) {
   pending_.push_back(record);
 }
 
-void StoreEvents::removed(const SequenceHash& hash) {
+void StoreEvents::removed(BlockId id, const SequenceHash& hash) {
   if (!reports(hash)) return;
   KvEventRecord record;
   record.kind = KvEventKind::Removed;
   record.hash = hash;
+  record.block_hash = slot_wire_[id].block;
   pending_.push_back(record);
 }
 
@@ -111,16 +117,6 @@ bool StoreEvents::claim_locked() noexcept {
 
 void StoreEvents::flush_out() noexcept {
   if (!out_.empty()) {
-    for (KvEventRecord& record : out_) {  // outside the pool lock
-      if (record.kind == KvEventKind::Cleared) continue;
-      const std::uint32_t position = record.hash.position();
-      record.block_hash =
-          wire_of(position, record.hash.fragment_for_child_position(position + 1));
-      if (record.kind == KvEventKind::Stored && position != 0) {
-        record.parent_hash = wire_of(position - 1, record.hash.parent_fragment());
-        record.has_parent = true;
-      }
-    }
     try {
       sink_->on_events(KvEventView{source_, out_, out_tokens_, out_keys_});
     } catch (...) {  // the contract forbids throwing; a pool transition cannot fail for it

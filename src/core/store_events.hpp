@@ -10,7 +10,7 @@
 // the lock) and retries the claim after unlocking; the claimant clears `delivering` (seq_cst)
 // before re-reading has_pending, so one of the two always sees the other. The uncontended path
 // costs one exchange and one store per locked section, not per record; wire hashes are computed
-// after the lock is released.
+// once per staging, before the lock is taken (stage_wire).
 #pragma once
 
 #include <atomic>
@@ -34,6 +34,11 @@ class StoreEvents {
   void forget_tokens(BlockId id) noexcept {
     if (want_tokens_) slot_has_tokens_[id] = 0;
   }
+  /// The block's wire hashes, computed by stage() before it takes the lock: its Stored and its
+  /// Removed record copy them, so no record is hashed under the lock or at delivery.
+  void stage_wire(BlockId id, std::uint64_t block, std::uint64_t parent) noexcept {
+    slot_wire_[id] = SlotWire{block, parent};
+  }
   /// The keys a block was staged with (null: none); swapped in, so the old ones are released
   /// through `keys` after the lock, not under it.
   void swap_keys(BlockId id, std::shared_ptr<const HashKeys>& keys) noexcept {
@@ -43,7 +48,7 @@ class StoreEvents {
   /// before its first slot change and stored() then never allocates (strong guarantee).
   void reserve_stored(std::size_t count);
   void stored(BlockId id, const SequenceHash& hash);
-  void removed(const SequenceHash& hash);
+  void removed(BlockId id, const SequenceHash& hash);
   /// Replaces every record from index `first` on (removals of one drain) by one Cleared.
   void collapse_to_cleared(std::size_t first);
   void cleared();
@@ -69,6 +74,10 @@ class StoreEvents {
   std::vector<Token> slot_tokens_;         // block_count * block_size, when tokens are wanted
   std::vector<std::uint8_t> slot_has_tokens_;
   std::vector<std::shared_ptr<const HashKeys>> slot_keys_;  // block_count; null: no keys
+  struct SlotWire {
+    std::uint64_t block = 0, parent = 0;
+  };
+  std::vector<SlotWire> slot_wire_;  // block_count: wire hashes of the hash staged last
 
   std::vector<KvEventRecord> pending_;     // guarded by the pool mutex
   std::vector<Token> pending_tokens_;
