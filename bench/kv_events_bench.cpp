@@ -6,7 +6,9 @@
 //   events/match_active/<sink>/32      full-prefix match of a held chain (reports nothing)
 //   events/match_inactive/<sink>/32    match that revives a cached chain + the drop (nothing)
 // <sink>: none (no sink: the baseline, and each label names it as the floor), callback (a
-// counting CallbackEventSink that wants tokens), batching (BatchingEventSink over the same).
+// counting CallbackEventSink that wants tokens), batching (BatchingEventSink over the same, the
+// manager drained by the sink's thread), batching-drain1x / -drain16x (the same with the drain
+// threshold at 1 and 16 batches instead of the default 4: lifecycle and eviction only).
 // Ratios sink/none at batch 32 are the target (<= 1.2x).
 #include <benchmark/benchmark.h>
 
@@ -26,9 +28,16 @@ using Immutable = kvbm::ImmutableBlock<kvbm::G1>;
 using Complete = kvbm::CompleteBlock<kvbm::G1>;
 constexpr std::uint32_t kBlockSize = 16;
 
-enum class Sink { None, Callback, Batching };
+enum class Sink { None, Callback, Batching, BatchingDrain1x, BatchingDrain16x };
 const char* name(Sink s) {
-  return s == Sink::None ? "none" : s == Sink::Callback ? "callback" : "batching";
+  switch (s) {
+    case Sink::None: return "none";
+    case Sink::Callback: return "callback";
+    case Sink::Batching: return "batching";
+    case Sink::BatchingDrain1x: return "batching-drain1x";
+    case Sink::BatchingDrain16x: return "batching-drain16x";
+  }
+  return "?";
 }
 
 // One pool delivers serially, so a consumer of one pool needs no atomics: a plain counter per sink.
@@ -40,7 +49,10 @@ std::shared_ptr<kvbm::KvEventSink> make_sink(Sink s) {
     benchmark::DoNotOptimize(*count);
   });
   if (s == Sink::Callback) return counting;
-  return std::make_shared<kvbm::BatchingEventSink>(counting);
+  kvbm::KvEventBatching batching;
+  if (s == Sink::BatchingDrain1x) batching.drain_threshold = batching.max_events;
+  if (s == Sink::BatchingDrain16x) batching.drain_threshold = 16 * batching.max_events;
+  return std::make_shared<kvbm::BatchingEventSink>(counting, batching);
 }
 
 Manager make_manager(Sink s, std::size_t blocks, bool reset_on_release) {
@@ -151,6 +163,11 @@ const bool registered = [] {
     benchmark::RegisterBenchmark(("events/eviction_heavy/" + sink).c_str(), eviction_heavy, s)->Arg(32);
     benchmark::RegisterBenchmark(("events/match_active/" + sink).c_str(), match_active, s)->Arg(32);
     benchmark::RegisterBenchmark(("events/match_inactive/" + sink).c_str(), match_inactive, s)->Arg(32);
+  }
+  for (Sink s : {Sink::BatchingDrain1x, Sink::BatchingDrain16x}) {
+    const std::string sink = name(s);
+    benchmark::RegisterBenchmark(("events/lifecycle/" + sink).c_str(), lifecycle, s)->Arg(32);
+    benchmark::RegisterBenchmark(("events/eviction_heavy/" + sink).c_str(), eviction_heavy, s)->Arg(32);
   }
   return true;
 }();

@@ -67,6 +67,10 @@ enum class KvEventPolicy : std::uint8_t {
 struct KvEventBatching {
   std::chrono::microseconds window{10'000};  ///< oldest record waits at most this long
   std::size_t max_events = 1024;             ///< at most this many records per batch
+  /// BatchingEventSink: a manager holding this many undrained records asks for an early drain
+  /// (0: 4 * max_events). Each drain wakes the sink's thread; larger values wake it less often
+  /// but let the manager's buffer outgrow the caches.
+  std::size_t drain_threshold = 0;
 };
 
 namespace detail {
@@ -138,8 +142,27 @@ struct KvEventView {
   }
 };
 
+namespace detail {
+/// A pool as a pulling sink sees it (internal; implemented by the pool's event recorder).
+class EventPullSource {
+ public:
+  /// Takes the records the pool holds now (briefly under the pool lock) and passes them to `fn`
+  /// after the lock, in state order. The sink calls it from one thread at a time per source.
+  virtual void drain(const std::function<void(const KvEventView&)>& fn) noexcept = 0;
+
+ protected:
+  ~EventPullSource() = default;
+};
+}  // namespace detail
+
 /// Receives a pool's events after its lock is released. Implementations must be thread-safe if
 /// shared by several managers (each manager delivers serially, but managers run concurrently).
+///
+/// Push (the default): the pool hands its records to on_events on the thread that changed the
+/// state, after every transition. Pull (pulls() true, BatchingEventSink): a pool keeps its
+/// records under its own lock and tells the sink once per drain cycle (pull_requested); the sink
+/// drains it on its own thread. The caller's thread then pays only for recording: no handoff,
+/// no sink call, no second lock per transition.
 class KvEventSink {
  public:
   virtual ~KvEventSink() = default;
@@ -147,6 +170,18 @@ class KvEventSink {
   virtual void on_events(const KvEventView& view) = 0;
   /// False: the manager skips copying token ids (records carry token_count == 0).
   [[nodiscard]] virtual bool wants_tokens() const noexcept { return true; }
+
+  // ---- pull protocol (pools call these; a pushing sink ignores them) ----
+  [[nodiscard]] virtual bool pulls() const noexcept { return false; }
+  /// A pool signals early once it holds this many undrained records.
+  [[nodiscard]] virtual std::size_t pull_threshold() const noexcept { return 1024; }
+  /// The pool joins at construction (may throw: the pool is then not built) and leaves at
+  /// destruction, when the sink drains it one last time before forgetting it.
+  virtual void attach(detail::EventPullSource& /*source*/) {}
+  virtual void detach(detail::EventPullSource& /*source*/) noexcept {}
+  /// Called (never under a pool lock) when a pool's first record since its last drain arrived,
+  /// and again with `full` when it reached pull_threshold().
+  virtual void pull_requested(bool /*full*/) noexcept {}
 };
 
 /// The plain sink: calls `fn` with every view, on the delivering thread.
@@ -192,10 +227,13 @@ class KvEventBuffer {
   std::size_t appends_ = 0;
 };
 
-/// Coalesces views into batches of at most `max_events` records, delivered to `downstream` on a
-/// thread of its own when the oldest record is `window` old or a batch is full; on flush() and
-/// on destruction (which flushes, then joins). on_events only copies into a reused buffer under
-/// a mutex: a slow downstream never blocks the managers (the buffer grows instead).
+/// Coalesces records into batches of at most `max_events`, delivered to `downstream` on a thread
+/// of its own when the oldest record is `window` old or a batch is full; on flush() and on
+/// destruction (which flushes, then joins). A pulling sink: the managers attached to it keep
+/// their records under their own locks, and this thread drains them (see KvEventSink), so a
+/// transition costs its caller only the recording, and a slow downstream never blocks a manager
+/// (the records wait, growing, instead). on_events (direct use, not through a manager) copies
+/// into a reused buffer under a mutex.
 class BatchingEventSink final : public KvEventSink {
  public:
   explicit BatchingEventSink(std::shared_ptr<KvEventSink> downstream, KvEventBatching batching = {});
@@ -205,26 +243,40 @@ class BatchingEventSink final : public KvEventSink {
 
   void on_events(const KvEventView& view) override;
   [[nodiscard]] bool wants_tokens() const noexcept override { return wants_tokens_; }
-  /// Returns once everything received before the call has been delivered downstream.
+  [[nodiscard]] bool pulls() const noexcept override { return true; }
+  [[nodiscard]] std::size_t pull_threshold() const noexcept override {
+    return batching_.drain_threshold;
+  }
+  void attach(detail::EventPullSource& source) override;
+  void detach(detail::EventPullSource& source) noexcept override;
+  void pull_requested(bool full) noexcept override;
+  /// Returns once every record made before the call (by an attached manager, or given to
+  /// on_events) has been delivered downstream.
   void flush();
   /// Batches delivered downstream so far.
   [[nodiscard]] std::uint64_t batches_delivered() const;
 
  private:
   void run();
+  void append(const KvEventView& view);  // into incoming_, opening a window if none is open
+  void drain_sources();
 
   std::shared_ptr<KvEventSink> downstream_;
   KvEventBatching batching_;
   bool wants_tokens_;
+  std::mutex sources_mutex_;  // taken before any pool lock, never under one
+  std::vector<detail::EventPullSource*> sources_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
   KvEventBuffer incoming_;
   std::chrono::steady_clock::time_point oldest_{};
-  std::uint64_t received_ = 0;   // appends accepted
-  std::uint64_t delivered_ = 0;  // appends delivered downstream
+  bool window_open_ = false;  // records wait (here or in a pool) since oldest_
+  bool full_ = false;         // a pool holds a batch's worth
+  bool idle_ = false;         // the thread sleeps without a deadline: a new window must wake it
+  std::uint64_t flush_requests_ = 0;
+  std::uint64_t flushed_ = 0;  // flush requests served
   std::uint64_t batches_ = 0;
-  bool flush_requested_ = false;
   bool stop_ = false;
   std::thread thread_;
 };

@@ -52,7 +52,7 @@ BlockStore::BlockStore(const StoreConfig& config, const EvictionConfig& eviction
   state_ = std::make_unique<StoreState>(config, registry, std::move(policy), metrics_);
   if (config.events != nullptr && config.events->sink) {
     state_->events = std::make_unique<StoreEvents>(*config.events, id_, config.block_count,
-                                                   config.block_size);
+                                                   config.block_size, state_->mutex);
   }
   metrics_.reset_pool_size.store(static_cast<std::int64_t>(config.block_count));
 }
@@ -256,7 +256,7 @@ struct Locked {
 
 #define KVBM_LOCKED(name)                                         \
   Deferred deferred;                                              \
-  EventFlush events_flush{state_->events.get(), state_->mutex};   \
+  EventFlush events_flush{state_->events.get()};                  \
   StoreLock lock{state_->mutex, events_flush};                    \
   Locked name{*state_, *this, slot_refs_.get(), metrics_, deferred}
 

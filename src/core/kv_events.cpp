@@ -81,6 +81,9 @@ BatchingEventSink::BatchingEventSink(std::shared_ptr<KvEventSink> downstream,
       batching_{batching},
       wants_tokens_{downstream_->wants_tokens()} {
   if (batching_.max_events == 0) batching_.max_events = 1;
+  // Draining wakes the thread (a futex call and two context switches): too dear every batch at
+  // full rate, so a manager waits for a few batches' worth unless the window ends first.
+  if (batching_.drain_threshold == 0) batching_.drain_threshold = 4 * batching_.max_events;
   thread_ = std::thread([this] { run(); });
 }
 
@@ -93,27 +96,74 @@ BatchingEventSink::~BatchingEventSink() {
   thread_.join();
 }
 
-void BatchingEventSink::on_events(const KvEventView& view) {
+void BatchingEventSink::append(const KvEventView& view) {
   bool wake = false;
   {
     std::lock_guard lock{mutex_};
-    // The thread sleeps without a deadline while the buffer is empty: the first record of a
-    // window must wake it to start the timer, as must a full batch. Others need no notify.
-    const bool first = incoming_.empty();
-    if (first) oldest_ = std::chrono::steady_clock::now();
+    // Only a thread asleep without a deadline must be woken for a new window (see run()); a
+    // full batch always wakes it.
+    if (!window_open_ && !view.records.empty()) {
+      window_open_ = true;
+      oldest_ = std::chrono::steady_clock::now();
+      wake = idle_;
+    }
     incoming_.append(view, wants_tokens_);
-    ++received_;
-    wake = (first && !incoming_.empty()) || incoming_.size() >= batching_.max_events;
+    wake = wake || incoming_.size() >= batching_.max_events;
   }
   if (wake) wake_.notify_one();
 }
 
+void BatchingEventSink::on_events(const KvEventView& view) { append(view); }
+
+void BatchingEventSink::attach(detail::EventPullSource& source) {
+  std::lock_guard lock{sources_mutex_};
+  sources_.push_back(&source);
+}
+
+void BatchingEventSink::detach(detail::EventPullSource& source) noexcept {
+  std::lock_guard lock{sources_mutex_};
+  // The pool's last records join the batch (they were made before it died); its lock is still
+  // alive here, and no pool lock is held by the caller.
+  source.drain([this](const KvEventView& view) {
+    try {
+      append(view);
+    } catch (...) {  // out of memory while copying: these records are lost, the sink lives on
+    }
+  });
+  std::erase(sources_, &source);
+}
+
+void BatchingEventSink::pull_requested(bool full) noexcept {
+  bool wake = false;
+  {
+    std::lock_guard lock{mutex_};
+    if (!window_open_) {
+      window_open_ = true;
+      oldest_ = std::chrono::steady_clock::now();
+      wake = idle_;
+    }
+    if (full && !full_) full_ = wake = true;
+  }
+  if (wake) wake_.notify_one();
+}
+
+void BatchingEventSink::drain_sources() {
+  std::lock_guard lock{sources_mutex_};
+  for (detail::EventPullSource* source : sources_) {
+    source->drain([this](const KvEventView& view) {
+      try {
+        append(view);
+      } catch (...) {  // see detach
+      }
+    });
+  }
+}
+
 void BatchingEventSink::flush() {
   std::unique_lock lock{mutex_};
-  const std::uint64_t target = received_;
-  flush_requested_ = true;
+  const std::uint64_t ticket = ++flush_requests_;
   wake_.notify_one();
-  done_.wait(lock, [&] { return delivered_ >= target; });
+  done_.wait(lock, [&] { return flushed_ >= ticket; });
 }
 
 std::uint64_t BatchingEventSink::batches_delivered() const {
@@ -126,21 +176,37 @@ void BatchingEventSink::run() {
   std::unique_lock lock{mutex_};
   for (;;) {
     const auto due = [&] {
-      return stop_ || flush_requested_ || incoming_.size() >= batching_.max_events ||
-             (!incoming_.empty() &&
-              std::chrono::steady_clock::now() - oldest_ >= batching_.window);
+      return stop_ || flush_requests_ != flushed_ || full_ ||
+             incoming_.size() >= batching_.max_events ||
+             (window_open_ && std::chrono::steady_clock::now() - oldest_ >= batching_.window);
     };
+    // Waking the thread costs the producer a futex call and both sides a context switch, so a
+    // producer opening a window does not wake it: after a cycle the thread first sleeps one
+    // window with a deadline (under load the next window is open by then), and only with
+    // nothing pending does it sleep without one, marked idle_, which producers must wake.
+    bool waited_a_window = false;
     while (!due()) {
-      if (incoming_.empty()) {
-        wake_.wait(lock);
-      } else {
+      if (window_open_) {
         wake_.wait_until(lock, oldest_ + batching_.window);
+      } else if (!waited_a_window) {
+        wake_.wait_for(lock, batching_.window);
+        waited_a_window = true;
+      } else {
+        idle_ = true;
+        wake_.wait(lock);
+        idle_ = false;
       }
     }
-    const bool stopping = stop_ && incoming_.empty();
-    flush_requested_ = false;
+    // Everything recorded before this point is drained below: a flush request read here is
+    // served by this cycle. A record arriving later re-opens the window.
+    const bool stopping = stop_;
+    const std::uint64_t serving = flush_requests_;
+    window_open_ = false;
+    full_ = false;
+    lock.unlock();
+    drain_sources();
+    lock.lock();
     working.swap(incoming_);
-    const std::uint64_t taken = received_;
     lock.unlock();
     std::uint64_t batches = 0;
     working.for_each_view(batching_.max_events, [&](const KvEventView& view) {
@@ -152,10 +218,10 @@ void BatchingEventSink::run() {
     });
     working.clear();
     lock.lock();
-    delivered_ = taken;
+    flushed_ = serving;
     batches_ += batches;
     done_.notify_all();
-    if (stopping || (stop_ && incoming_.empty())) return;
+    if (stopping) return;
   }
 }
 

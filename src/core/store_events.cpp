@@ -7,10 +7,13 @@
 namespace kvbm::detail {
 
 StoreEvents::StoreEvents(const EventSettings& settings, ManagerId manager,
-                         std::size_t block_count, std::uint32_t block_size)
+                         std::size_t block_count, std::uint32_t block_size, std::mutex& pool_mutex)
     : sink_{settings.sink},
+      pool_mutex_{pool_mutex},
       policy_{settings.policy},
       want_tokens_{settings.sink->wants_tokens()},
+      pull_{settings.sink->pulls()},
+      pull_threshold_{std::max<std::size_t>(1, settings.sink->pull_threshold())},
       block_size_{block_size} {
   auto source = std::make_shared<KvEventSource>();
   source->manager = manager;
@@ -29,6 +32,11 @@ StoreEvents::StoreEvents(const EventSettings& settings, ManagerId manager,
     pending_tokens_.reserve(256 * block_size);
     out_tokens_.reserve(256 * block_size);
   }
+  if (pull_) sink_->attach(*this);  // last: nothing to undo if it throws
+}
+
+StoreEvents::~StoreEvents() {
+  if (pull_) sink_->detach(*this);
 }
 
 bool StoreEvents::reports(const SequenceHash& hash) const noexcept {
@@ -103,16 +111,48 @@ void StoreEvents::swap_out() noexcept {
   has_pending_.store(false, std::memory_order_relaxed);  // written only under the pool lock
 }
 
-bool StoreEvents::claim_locked() noexcept {
-  if (pending_.empty()) return false;
+Handoff StoreEvents::claim_locked() noexcept {
+  if (pending_.empty()) return Handoff::None;
+  if (pull_) {
+    // Every record since the last drain is covered by one signal (the drain resets the flags
+    // under this lock, so a record after it signals again).
+    if (!full_signaled_ && pending_.size() >= pull_threshold_) {
+      full_signaled_ = window_signaled_ = true;
+      return Handoff::SignalFull;
+    }
+    if (!window_signaled_) {
+      window_signaled_ = true;
+      return Handoff::Signal;
+    }
+    return Handoff::None;
+  }
   if (!delivering_.exchange(true, std::memory_order_seq_cst)) {
     swap_out();
-    return true;
+    return Handoff::Claimed;
   }
   // The claimant re-reads has_pending after releasing its claim, and our EventFlush retries the
   // claim after the unlock: between them the records are never stranded.
   has_pending_.store(true, std::memory_order_seq_cst);
-  return false;
+  return Handoff::None;
+}
+
+void StoreEvents::drain(const std::function<void(const KvEventView&)>& fn) noexcept {
+  // The sink drains one source from one thread at a time, so out_ is ours here.
+  {
+    std::lock_guard lock{pool_mutex_};
+    swap_out();
+    window_signaled_ = false;
+    full_signaled_ = false;
+  }
+  if (!out_.empty()) {
+    try {
+      fn(KvEventView{source_, out_, out_tokens_, out_keys_});
+    } catch (...) {  // fn must not throw; the records are dropped rather than the pool broken
+    }
+  }
+  out_.clear();
+  out_tokens_.clear();
+  out_keys_.clear();
 }
 
 void StoreEvents::flush_out() noexcept {
@@ -127,7 +167,13 @@ void StoreEvents::flush_out() noexcept {
   out_keys_.clear();
 }
 
-void StoreEvents::deliver(bool claimed, std::mutex& mutex) noexcept {
+void StoreEvents::deliver(Handoff handoff) noexcept {
+  if (pull_) {
+    if (handoff != Handoff::None) sink_->pull_requested(handoff == Handoff::SignalFull);
+    return;
+  }
+  bool claimed = handoff == Handoff::Claimed;
+  std::mutex& mutex = pool_mutex_;
   for (;;) {
     if (!claimed) {
       if (!has_pending_.load(std::memory_order_seq_cst)) return;

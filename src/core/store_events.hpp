@@ -24,10 +24,24 @@
 
 namespace kvbm::detail {
 
-class StoreEvents {
+/// What a locked section leaves to do after the unlock.
+enum class Handoff : std::uint8_t {
+  None,         // nothing (no records, or another thread delivers / the sink already knows)
+  Claimed,      // push: this thread delivers what it took
+  Signal,       // pull: tell the sink records are waiting
+  SignalFull,   // pull: tell the sink a batch's worth is waiting
+};
+
+class StoreEvents final : public EventPullSource {
  public:
+  /// `pool_mutex` guards every call marked "under the pool mutex"; a pulling sink's drain takes
+  /// it. Attaches to a pulling sink (may throw).
   StoreEvents(const EventSettings& settings, ManagerId manager, std::size_t block_count,
-              std::uint32_t block_size);
+              std::uint32_t block_size, std::mutex& pool_mutex);
+  /// Detaches from a pulling sink, which drains the last records first.
+  ~StoreEvents();
+  StoreEvents(const StoreEvents&) = delete;
+  StoreEvents& operator=(const StoreEvents&) = delete;
 
   // ---- under the pool mutex ----
   void stage_tokens(BlockId id, std::span<const Token> tokens) noexcept;
@@ -53,13 +67,16 @@ class StoreEvents {
   void collapse_to_cleared(std::size_t first);
   void cleared();
   [[nodiscard]] std::size_t pending_size() const noexcept { return pending_.size(); }
-  /// Claims delivery and takes the pending records if nobody is delivering; true if claimed.
-  bool claim_locked() noexcept;
+  /// Push: claims delivery and takes the pending records if nobody is delivering. Pull: says
+  /// whether the sink must be told (once per drain cycle, and once more when a batch is full).
+  Handoff claim_locked() noexcept;
 
   // ---- after the pool mutex is released ----
-  /// Delivers what a claim took, then anything that arrived meanwhile; if `claimed` is false,
-  /// tries to claim (taking `mutex` briefly) only when records are pending.
-  void deliver(bool claimed, std::mutex& mutex) noexcept;
+  /// Push: delivers what a claim took, then anything that arrived meanwhile; unclaimed, tries
+  /// to claim (taking the pool mutex briefly) only when records are pending. Pull: signals.
+  void deliver(Handoff handoff) noexcept;
+  /// Pull: the sink's drain (EventPullSource).
+  void drain(const std::function<void(const KvEventView&)>& fn) noexcept override;
 
  private:
   [[nodiscard]] bool reports(const SequenceHash& hash) const noexcept;
@@ -68,8 +85,13 @@ class StoreEvents {
 
   std::shared_ptr<KvEventSink> sink_;
   std::shared_ptr<const KvEventSource> source_;
+  std::mutex& pool_mutex_;
   KvEventPolicy policy_;
   bool want_tokens_;
+  bool pull_;                    // the sink drains us (fixed at construction)
+  std::size_t pull_threshold_;
+  bool window_signaled_ = false;  // pull, under the pool mutex: the sink knows records wait
+  bool full_signaled_ = false;
   std::uint32_t block_size_;
   std::vector<Token> slot_tokens_;         // block_count * block_size, when tokens are wanted
   std::vector<std::uint8_t> slot_has_tokens_;
@@ -89,16 +111,16 @@ class StoreEvents {
   std::atomic<bool> delivering_{false};
 };
 
-/// Declared before the pool lock in every transition: delivers after the lock is released.
+/// Declared before the pool lock in every transition: delivers (or signals) after the lock is
+/// released.
 struct EventFlush {
   StoreEvents* events;
-  std::mutex& mutex;
-  bool claimed = false;
-  EventFlush(StoreEvents* e, std::mutex& m) noexcept : events{e}, mutex{m} {}
+  Handoff handoff = Handoff::None;
+  explicit EventFlush(StoreEvents* e) noexcept : events{e} {}
   EventFlush(const EventFlush&) = delete;
   EventFlush& operator=(const EventFlush&) = delete;
   ~EventFlush() {
-    if (events != nullptr) events->deliver(claimed, mutex);
+    if (events != nullptr) events->deliver(handoff);
   }
 };
 
@@ -113,7 +135,9 @@ class StoreLock {
     if (owns_) unlock();
   }
   void unlock() noexcept {
-    if (flush_.events != nullptr && !flush_.claimed) flush_.claimed = flush_.events->claim_locked();
+    if (flush_.events != nullptr && flush_.handoff == Handoff::None) {
+      flush_.handoff = flush_.events->claim_locked();
+    }
     owns_ = false;
     mutex_.unlock();
   }

@@ -535,5 +535,88 @@ TEST(KvEvents, ConcurrentWorkloadStreamStaysExact) {
   }
 }
 
+// The pull path under contention: pools with two threads each share one BatchingEventSink that
+// drains them often (tiny window and threshold), another thread flushes, another builds and
+// destroys short-lived pools on the same sink (detach while the sink drains). Each pool's stream,
+// routed by source, ends equal to its matchable set; the short-lived pools' streams end with
+// everything they stored (destroying a pool reports nothing, and loses nothing recorded).
+TEST(KvEvents, BatchingSinkDrainsManyPoolsConcurrently) {
+  std::mutex mutex;
+  std::map<std::uint64_t, std::shared_ptr<ApplyingConsumer>> consumers;  // by manager id
+  auto consumer_of = [&](ManagerId id) {
+    std::lock_guard lock{mutex};
+    auto& c = consumers[id.value()];
+    if (!c) c = std::make_shared<ApplyingConsumer>();
+    return c;
+  };
+  auto downstream = std::make_shared<CallbackEventSink>(
+      [&](const KvEventView& v) { consumer_of(v.source->manager)->apply(v); });
+  KvEventBatching batching;
+  batching.window = std::chrono::microseconds(200);
+  batching.max_events = 8;
+  batching.drain_threshold = 16;
+  auto batcher = std::make_shared<BatchingEventSink>(downstream, batching);
+  std::vector<BlockManager<G1>> pools;
+  for (int p = 0; p < 2; ++p) {
+    pools.push_back(BlockManager<G1>::builder().block_count(48).block_size(test::kTestBlockSize)
+                        .registry(test::make_registry()).event_sink(batcher).build());
+  }
+  std::mt19937_64 prompt_rng(9);
+  const Workload w = make_prompts(prompt_rng, 16, 6);
+  auto run_requests = [&](BlockManager<G1>& m, std::uint64_t seed, int count) {
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < count; ++i) {
+      const auto& prompt = w.prompts[rng() % w.prompts.size()];
+      auto hashes = prompt.sequence_hashes();
+      auto blocks = m.match_blocks(hashes);
+      auto fresh = m.allocate_blocks(hashes.size() - blocks.size());
+      if (fresh) {
+        std::vector<CompleteBlock<G1>> staged;
+        for (std::size_t k = 0; k < fresh->size(); ++k) {
+          staged.push_back(std::move((*fresh)[k]).complete(prompt.blocks()[blocks.size() + k]));
+        }
+        for (auto& b : m.register_blocks(std::move(staged))) blocks.push_back(std::move(b));
+      }
+      if (rng() % 32 == 0) m.reset_inactive_pool();
+      std::reverse(blocks.begin(), blocks.end());
+      m.release_blocks(std::move(blocks));
+    }
+  };
+  std::atomic<bool> done{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] { run_requests(pools[t % 2], 300 + t, 250); });
+  }
+  std::thread flusher([&] {
+    while (!done.load()) batcher->flush();
+  });
+  std::vector<std::pair<ManagerId, std::set<std::uint64_t>>> short_lived;  // id, final set
+  std::thread churn([&] {
+    for (int i = 0; i < 20; ++i) {
+      auto m = BlockManager<G1>::builder().block_count(16).block_size(test::kTestBlockSize)
+                   .registry(test::make_registry()).event_sink(batcher).build();
+      run_requests(m, 900 + i, 10);
+      short_lived.emplace_back(m.id(), matchable_wire(m));
+    }
+  });
+  for (auto& t : threads) t.join();
+  churn.join();
+  done = true;
+  flusher.join();
+  batcher->flush();
+  for (auto& m : pools) {
+    const auto c = consumer_of(m.id());
+    EXPECT_EQ(c->set(), matchable_wire(m));
+    EXPECT_GT(c->stored(), 0u);
+    c->expect_clean();
+  }
+  for (const auto& [id, set] : short_lived) {
+    const auto c = consumer_of(id);
+    EXPECT_EQ(c->set(), set) << "a destroyed pool's last records were lost";
+    c->expect_clean();
+  }
+  EXPECT_GT(batcher->batches_delivered(), 10u);
+}
+
 }  // namespace
 }  // namespace kvbm
