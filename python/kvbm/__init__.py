@@ -19,7 +19,6 @@ from ._errors import (
     ScheduleError,
 )
 from ._kvbm import (
-    HAS_ZMQ,
     ApplyErrorKind,
     BatchingEventSink,
     BlockBatch,
@@ -56,6 +55,11 @@ from ._kvbm import (
     parent_wire_hash,
     wire_hash,
 )
+from ._kvbm import _HAS_ZMQ
+
+#: True when the extension was built with kvbm::events (libzmq, cppzmq and msgpack-cxx found at
+#: build time): ZmqEventPublisher works. False: constructing one raises KvEventsError.
+HAS_ZMQ: bool = bool(_HAS_ZMQ)
 
 __all__ = [
     "HAS_ZMQ",

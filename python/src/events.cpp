@@ -258,7 +258,9 @@ constexpr bool kHasZmq = false;
 }  // namespace
 
 void bind_events(nb::module_& m) {
-  m.attr("HAS_ZMQ") = kHasZmq;
+  // Private (stubgen leaves it out, so the stubs are the same with and without ZeroMQ);
+  // kvbm/__init__.py exports it as kvbm.HAS_ZMQ.
+  m.attr("_HAS_ZMQ") = kHasZmq;
 
   m.def("wire_hash", &wire_hash, nb::arg("hash"),
         "The u64 a router sees for a block: mixes its position with the part of its chained "
