@@ -119,7 +119,7 @@ def test_tokens_present_only_when_completed_from_a_token_block_and_wanted():
     assert with_tokens.events[-1].kind == "stored" and with_tokens.events[-1].token_ids == []
 
 
-def test_events_of_a_release_on_another_thread_are_delivered_on_that_thread(manager):
+def test_events_of_a_release_on_another_thread_are_delivered_on_that_thread():
     rec = Recorder()
     m = kvbm.BlockManager("G1", 8, block_size=BLOCK, event_sink=kvbm.CallbackEventSink(rec))
     seq = kvbm.TokenBlockSequence(tokens(3 * BLOCK), BLOCK)
@@ -218,19 +218,27 @@ def test_an_event_during_exception_unwinding_keeps_the_exception(monkeypatch):
     assert rec.kinds() == ["stored", "removed"]
 
 
-def test_batching_sink_delivers_on_flush_in_batches_of_max_events():
+def test_batching_sink_holds_events_until_the_window_or_flush():
     rec = Recorder()
-    batching = kvbm.BatchingEventSink(kvbm.CallbackEventSink(rec), window_ms=60_000, max_events=2)
+    batching = kvbm.BatchingEventSink(kvbm.CallbackEventSink(rec), window_ms=60_000)
     m = kvbm.BlockManager("G1", 8, block_size=BLOCK, event_sink=batching)
     seq = kvbm.TokenBlockSequence(tokens(5 * BLOCK), BLOCK)
-    blocks = m.allocate_blocks(5)
-    # One registration of 5 blocks: one delivery of 5 records, below the window: held back.
-    m.register_blocks([b.complete(t) for b, t in zip(blocks, seq.blocks())])
-    assert rec.calls == 0
+    fill(m, seq)
+    assert rec.calls == 0  # below max_events, younger than the window: held back
     batching.flush()
-    assert rec.calls == 3 and batching.batches_delivered == 3
+    assert rec.calls == 1 and batching.batches_delivered == 1
     assert [e.block_hash for e in rec.events] == [kvbm.wire_hash(h) for h in seq.sequence_hashes()]
     assert rec.threads.isdisjoint({threading.get_ident()})  # the batching thread delivered
+
+
+def test_batching_sink_splits_into_batches_of_max_events():
+    sizes = []
+    batching = kvbm.BatchingEventSink(kvbm.CallbackEventSink(lambda evs: sizes.append(len(evs))),
+                                      window_ms=60_000, max_events=2)
+    m = kvbm.BlockManager("G1", 8, block_size=BLOCK, event_sink=batching)
+    fill(m, kvbm.TokenBlockSequence(tokens(5 * BLOCK), BLOCK))  # one delivery of 5 records
+    batching.flush()
+    assert sizes == [2, 2, 1] and batching.batches_delivered == 3
 
 
 def test_batching_sink_window_delivers_without_flush():
