@@ -14,14 +14,17 @@ from ._errors import (
     ForeignBlock,
     InvalidHandle,
     KvbmError,
+    KvEventsError,
     PositionOutOfRange,
     ScheduleError,
 )
 from ._kvbm import (
     ApplyErrorKind,
+    BatchingEventSink,
     BlockBatch,
     BlockManager,
     BlockRegistry,
+    CallbackEventSink,
     CompleteBlock,
     DecodeOutcome,
     Fence,
@@ -29,6 +32,10 @@ from ._kvbm import (
     HostGate,
     HostStream,
     ImmutableBlock,
+    KvEvent,
+    KvEventBatching,
+    KvEventSink,
+    KvEventsConfig,
     LifecyclePin,
     MultimodalItem,
     MutableBlock,
@@ -43,17 +50,28 @@ from ._kvbm import (
     TokenBlock,
     TokenBlockSequence,
     WeakBlock,
+    ZmqEventPublisher,
     keyed_sequence_hashes,
+    parent_wire_hash,
+    wire_hash,
 )
+from ._kvbm import _HAS_ZMQ
+
+#: True when the extension was built with kvbm::events (libzmq, cppzmq and msgpack-cxx found at
+#: build time): ZmqEventPublisher works. False: constructing one raises KvEventsError.
+HAS_ZMQ: bool = bool(_HAS_ZMQ)
 
 __all__ = [
+    "HAS_ZMQ",
     "ApplyError",
     "ApplyErrorKind",
     "AttachmentError",
+    "BatchingEventSink",
     "BlockBatch",
     "BlockManager",
     "BlockRegistry",
     "BlockSizeMismatch",
+    "CallbackEventSink",
     "CompleteBlock",
     "ConfigError",
     "CudaError",
@@ -65,6 +83,11 @@ __all__ = [
     "HostStream",
     "ImmutableBlock",
     "InvalidHandle",
+    "KvEvent",
+    "KvEventBatching",
+    "KvEventSink",
+    "KvEventsConfig",
+    "KvEventsError",
     "KvbmError",
     "LifecyclePin",
     "MultimodalItem",
@@ -82,5 +105,8 @@ __all__ = [
     "TokenBlock",
     "TokenBlockSequence",
     "WeakBlock",
+    "ZmqEventPublisher",
     "keyed_sequence_hashes",
+    "parent_wire_hash",
+    "wire_hash",
 ]

@@ -62,3 +62,8 @@ class ApplyError(KvbmError):
     changed. ``kind`` is a ``kvbm.ApplyErrorKind``."""
 
     kind: object
+
+
+class KvEventsError(KvbmError, RuntimeError):
+    """A ZmqEventPublisher could not be set up (bad endpoint, address in use; the message names
+    it), or this kvbm was built without ZeroMQ (``kvbm.HAS_ZMQ`` is False)."""

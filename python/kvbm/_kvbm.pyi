@@ -439,9 +439,9 @@ class BlockManager:
     One tier's fixed pool of KV block slots. Every method may be called from any thread; batch calls take the pool lock once and release the GIL.
     """
 
-    def __init__(self, tier: str, block_count: int, block_size: int = 16, registry: BlockRegistry | None = None, backend: str = 'lineage', duplication: str = 'allow', reset_on_release: bool = False) -> None:
+    def __init__(self, tier: str, block_count: int, block_size: int = 16, registry: BlockRegistry | None = None, backend: str = 'lineage', duplication: str = 'allow', reset_on_release: bool = False, event_sink: KvEventSink | None = None, event_policy: str = 'all', event_medium: str | None = None) -> None:
         """
-        tier: "G1", "G2" or "G3"; block_size: a power of two in 1..1024; registry: shared across tiers (None: a private one); backend: "lineage", "lru", "fifo" or "multi-lru"; duplication: "allow" or "reject". Bad arguments raise ConfigError (a ValueError) naming the problem.
+        tier: "G1", "G2" or "G3"; block_size: a power of two in 1..1024; registry: shared across tiers (None: a private one); backend: "lineage", "lru", "fifo" or "multi-lru"; duplication: "allow" or "reject"; event_sink: a KvEventSink the pool reports its KV events to (None: no events, no cost); event_policy: "all" or "power-of-two" (only blocks at positions 16, 32, ..., 65536); event_medium: the medium events name (None: "GPU", "CPU", "DISK" by tier; "": none). Bad arguments raise ConfigError (a ValueError) naming the problem.
         """
 
     def allocate_blocks(self, n: int) -> list[MutableBlock] | None:
@@ -1143,3 +1143,227 @@ class SchedulableSequence:
         """
 
     def __repr__(self) -> str: ...
+
+def wire_hash(hash: SequenceHash) -> int:
+    """
+    The u64 a router sees for a block: mixes its position with the part of its chained hash its child keeps, so parent_wire_hash(child) == wire_hash(parent). Stable across runs and processes.
+    """
+
+def parent_wire_hash(hash: SequenceHash) -> int | None:
+    """
+    wire_hash of the block's parent, computed from the block alone; None at position 0.
+    """
+
+class KvEvent:
+    """
+    One KV event (immutable). kind: "stored" (the hash became matchable), "removed" (it stopped being matchable) or "cleared" (every hash of the pool stopped being matchable; the block fields are then empty: sequence_hash None, block_hash 0, no tokens).
+    """
+
+    @property
+    def kind(self) -> str:
+        """"stored", "removed" or "cleared"."""
+
+    @property
+    def sequence_hash(self) -> SequenceHash | None:
+        """The block's SequenceHash (None for "cleared")."""
+
+    @property
+    def block_hash(self) -> int:
+        """wire_hash(sequence_hash); 0 for "cleared"."""
+
+    @property
+    def parent_hash(self) -> int | None:
+        """
+        "stored": wire hash of the parent block, None at position 0; None otherwise.
+        """
+
+    @property
+    def position(self) -> int:
+        """The block's index in its sequence."""
+
+    @property
+    def token_ids(self) -> list[int]:
+        """
+        "stored": the block's tokens when it was completed from a TokenBlock and the sink wants tokens; empty otherwise.
+        """
+
+    @property
+    def block_size(self) -> int:
+        """Tokens per block of the reporting pool."""
+
+    @property
+    def medium(self) -> str | None:
+        """
+        The pool's medium ("GPU", "CPU", "DISK" by tier, or the manager's event_medium); None when the manager has none.
+        """
+
+    @property
+    def manager_id(self) -> int:
+        """The reporting manager's id."""
+
+    @property
+    def lora_name(self) -> str | None:
+        """
+        "stored": the LoRA name of the HashKeys the block was staged with, else None.
+        """
+
+    @property
+    def cache_salt(self) -> str | None:
+        """"stored": the cache salt of the block's HashKeys, else None."""
+
+    @property
+    def extra_keys(self) -> tuple[int | str, ...] | None:
+        """
+        "stored" with HashKeys: vLLM's per-block extra_keys, as on the wire: the hashes of the multimodal items overlapping the block, then the LoRA name, then the cache salt on block 0; None when none applies or the block has no keys.
+        """
+
+    def __repr__(self) -> str: ...
+
+class KvEventSink:
+    """
+    Where a BlockManager built with event_sink=... reports its KV events. Not constructible: use CallbackEventSink, BatchingEventSink or ZmqEventPublisher. One sink may serve several managers (events name their manager).
+    """
+
+    @property
+    def wants_tokens(self) -> bool:
+        """
+        Whether managers copy token ids into stored events (fixed when a manager is built).
+        """
+
+class CallbackEventSink(KvEventSink):
+    """
+    Calls fn(events), events a list of KvEvent, in the order the pool changed, once per delivery. It runs on the thread that changed the pool (any thread, also a C++ one), with the GIL taken; one pool's deliveries never overlap. fn must be quick; it may call the manager (those events are delivered after it returns). An exception it raises goes to sys.unraisablehook; the pool is unaffected.
+    """
+
+    def __init__(self, fn: Callable[[list[KvEvent]], None], wants_tokens: bool = True) -> None:
+        """
+        wants_tokens=False: stored events carry no token ids (the managers skip copying them).
+        """
+
+class BatchingEventSink(KvEventSink):
+    """
+    Coalesces events into batches of at most max_events, delivered to `downstream` on a thread of its own when the oldest event is window_ms old or a batch is full, on flush() and when the sink is destroyed. Reporting managers only copy into a buffer.
+    """
+
+    def __init__(self, downstream: KvEventSink, window_ms: float = 10.0, max_events: int = 1024) -> None:
+        """
+        downstream: any KvEventSink. Bad values raise ConfigError (a ValueError) naming the argument.
+        """
+
+    def flush(self) -> None:
+        """
+        Returns (GIL released) once every event received before the call was delivered downstream. Must not be called from the downstream's own delivery (it would wait for itself).
+        """
+
+    @property
+    def batches_delivered(self) -> int:
+        """Batches delivered downstream so far."""
+
+class KvEventBatching:
+    """How a publisher coalesces events into batches."""
+
+    def __init__(self, window_ms: float = 10.0, max_events: int = 1024) -> None: ...
+
+    @property
+    def window_ms(self) -> float:
+        """The oldest event waits at most this long (milliseconds)."""
+
+    @window_ms.setter
+    def window_ms(self, arg: float, /) -> None: ...
+
+    @property
+    def max_events(self) -> int:
+        """At most this many events per batch."""
+
+    @max_events.setter
+    def max_events(self, arg: int, /) -> None: ...
+
+class KvEventsConfig:
+    """
+    vLLM's KVEventsConfig fields and defaults for ZmqEventPublisher (plus batching and the socket linger).
+    """
+
+    def __init__(self, endpoint: str = 'tcp://*:5557', replay_endpoint: str = '', buffer_steps: int = 10000, hwm: int = 100000, max_queue_size: int = 100000, topic: str = '', data_parallel_rank: int = 0, batching: KvEventBatching | None = None, linger_ms: int = 1000) -> None:
+        """
+        endpoint: bound if it contains "*" or "::" or is ipc:// or inproc://, else connected (vLLM's rule); replay_endpoint "": no replay socket; batching None: KvEventBatching().
+        """
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @endpoint.setter
+    def endpoint(self, arg: str, /) -> None: ...
+
+    @property
+    def replay_endpoint(self) -> str: ...
+
+    @replay_endpoint.setter
+    def replay_endpoint(self, arg: str, /) -> None: ...
+
+    @property
+    def buffer_steps(self) -> int: ...
+
+    @buffer_steps.setter
+    def buffer_steps(self, arg: int, /) -> None: ...
+
+    @property
+    def hwm(self) -> int: ...
+
+    @hwm.setter
+    def hwm(self, arg: int, /) -> None: ...
+
+    @property
+    def max_queue_size(self) -> int: ...
+
+    @max_queue_size.setter
+    def max_queue_size(self, arg: int, /) -> None: ...
+
+    @property
+    def topic(self) -> str: ...
+
+    @topic.setter
+    def topic(self, arg: str, /) -> None: ...
+
+    @property
+    def data_parallel_rank(self) -> int: ...
+
+    @data_parallel_rank.setter
+    def data_parallel_rank(self, arg: int, /) -> None: ...
+
+    @property
+    def batching(self) -> KvEventBatching: ...
+
+    @batching.setter
+    def batching(self, arg: KvEventBatching, /) -> None: ...
+
+    @property
+    def linger_ms(self) -> int: ...
+
+    @linger_ms.setter
+    def linger_ms(self, arg: int, /) -> None: ...
+
+class ZmqEventPublisher(KvEventSink):
+    """
+    Publishes vLLM-format KV event batches on a ZeroMQ PUB socket (and answers replay requests on a ROUTER socket), from a thread of its own: reporting managers only queue. Only in builds with kvbm::events (kvbm.HAS_ZMQ); otherwise construction raises KvEventsError.
+    """
+
+    def __init__(self, config: KvEventsConfig) -> None:
+        """
+        Binds or connects both sockets now; raises KvEventsError naming a bad endpoint.
+        """
+
+    def flush(self) -> None:
+        """
+        Returns (GIL released) once everything queued before the call has been sent.
+        """
+
+    def stats(self) -> dict[str, int]:
+        """events_published, batches_published, batches_dropped, events_dropped."""
+
+    @property
+    def endpoint(self) -> str:
+        """The PUB endpoint after the rank offset (tcp port 0: the port bound)."""
+
+    @property
+    def replay_endpoint(self) -> str:
+        """The replay endpoint after the rank offset; "" without one."""

@@ -23,18 +23,32 @@ namespace {
 
 // ---- arguments ----------------------------------------------------------------------------
 
+/// BlockManager's event_* arguments, checked.
+struct EventArgs {
+  std::shared_ptr<KvEventSink> sink;
+  KvEventPolicy policy = KvEventPolicy::All;
+  std::optional<std::string> medium;
+};
+
 template <class Tier>
 BlockManager<Tier> build_manager(std::size_t block_count, std::uint32_t block_size,
                                  BlockRegistry registry, EvictionBackend backend,
-                                 DuplicationPolicy policy, bool reset_on_release) {
-  return BlockManager<Tier>::builder()
-      .block_count(block_count)
+                                 DuplicationPolicy policy, bool reset_on_release,
+                                 const EventArgs& events) {
+  auto builder = BlockManager<Tier>::builder();
+  builder.block_count(block_count)
       .block_size(block_size)
       .registry(std::move(registry))
       .duplication_policy(policy)
       .backend(backend)
-      .default_reset_on_release(reset_on_release)
-      .build();
+      .default_reset_on_release(reset_on_release);
+  if (events.sink != nullptr) {
+    builder.event_sink(events.sink).event_policy(events.policy);
+    if (events.medium) {  // "" names no medium; None keeps the tier's
+      builder.event_medium(events.medium->empty() ? std::nullopt : events.medium);
+    }
+  }
+  return builder.build();
 }
 
 BlockRegistry build_registry(const std::optional<std::string>& tracker) {
@@ -53,7 +67,21 @@ BlockRegistry build_registry(const std::optional<std::string>& tracker) {
 void init_manager(PyBlockManager* self, const std::string& tier, std::int64_t block_count,
                   std::int64_t block_size, std::optional<BlockRegistry> registry,
                   const std::string& backend, const std::string& duplication,
-                  bool reset_on_release) {
+                  bool reset_on_release, const PyEventSink* event_sink,
+                  const std::string& event_policy, std::optional<std::string> event_medium) {
+  EventArgs events;
+  if (event_policy == "all") events.policy = KvEventPolicy::All;
+  else if (event_policy == "power-of-two") events.policy = KvEventPolicy::PowerOfTwo;
+  else {
+    throw ConfigError("event_policy must be \"all\" or \"power-of-two\", got \"" + event_policy +
+                      "\"");
+  }
+  nb::object sink_object;
+  if (event_sink != nullptr) {
+    events.sink = event_sink->sink;
+    sink_object = nb::borrow(nb::find(event_sink));
+  }
+  events.medium = std::move(event_medium);
   if (block_count <= 0) {
     throw ConfigError("block_count must be > 0, got " + std::to_string(block_count));
   }
@@ -70,11 +98,17 @@ void init_manager(PyBlockManager* self, const std::string& tier, std::int64_t bl
   const auto count = static_cast<std::size_t>(block_count);
   const auto size = static_cast<std::uint32_t>(block_size);
   if (tier == "G1") {
-    new (self) PyBlockManager{build_manager<G1>(count, size, reg, eviction, policy, reset_on_release)};
+    new (self) PyBlockManager{build_manager<G1>(count, size, reg, eviction, policy, reset_on_release,
+                                                     events),
+                              sink_object};
   } else if (tier == "G2") {
-    new (self) PyBlockManager{build_manager<G2>(count, size, reg, eviction, policy, reset_on_release)};
+    new (self) PyBlockManager{build_manager<G2>(count, size, reg, eviction, policy, reset_on_release,
+                                                     events),
+                              sink_object};
   } else if (tier == "G3") {
-    new (self) PyBlockManager{build_manager<G3>(count, size, reg, eviction, policy, reset_on_release)};
+    new (self) PyBlockManager{build_manager<G3>(count, size, reg, eviction, policy, reset_on_release,
+                                                     events),
+                              sink_object};
   } else {
     throw ConfigError("tier must be \"G1\", \"G2\" or \"G3\", got \"" + tier + "\"");
   }
@@ -462,6 +496,22 @@ PyLifecyclePin& live_pin(PyLifecyclePin& p, const char* operation) {
   return p;
 }
 
+// The manager's reference to its Python sink object, for the cyclic GC (see common.hpp).
+int manager_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  if (!nb::inst_ready(self)) return 0;
+  Py_VISIT(nb::inst_ptr<PyBlockManager>(self)->event_sink.ptr());
+  return 0;
+}
+int manager_clear(PyObject* self) {
+  // The pool keeps its C++ sink; only the Python reference goes.
+  nb::inst_ptr<PyBlockManager>(self)->event_sink.reset();
+  return 0;
+}
+PyType_Slot manager_slots[] = {{Py_tp_traverse, reinterpret_cast<void*>(manager_traverse)},
+                               {Py_tp_clear, reinterpret_cast<void*>(manager_clear)},
+                               {0, nullptr}};
+
 }  // namespace
 
 void bind_blocks(nb::module_& m) {
@@ -800,15 +850,20 @@ void bind_blocks(nb::module_& m) {
   nb::class_<PyBlockManager>(
       m, "BlockManager",
       "One tier's fixed pool of KV block slots. Every method may be called from any thread; "
-      "batch calls take the pool lock once and release the GIL.")
+      "batch calls take the pool lock once and release the GIL.",
+      nb::type_slots(manager_slots))
       .def("__init__", &init_manager, nb::arg("tier"), nb::arg("block_count"),
            nb::arg("block_size") = 16, nb::arg("registry").none() = nb::none(),
            nb::arg("backend") = "lineage", nb::arg("duplication") = "allow",
-           nb::arg("reset_on_release") = false,
+           nb::arg("reset_on_release") = false, nb::arg("event_sink").none() = nb::none(),
+           nb::arg("event_policy") = "all", nb::arg("event_medium").none() = nb::none(),
            "tier: \"G1\", \"G2\" or \"G3\"; block_size: a power of two in 1..1024; registry: "
            "shared across tiers (None: a private one); backend: \"lineage\", \"lru\", \"fifo\" "
-           "or \"multi-lru\"; duplication: \"allow\" or \"reject\". Bad arguments raise "
-           "ConfigError (a ValueError) naming the problem.")
+           "or \"multi-lru\"; duplication: \"allow\" or \"reject\"; event_sink: a KvEventSink "
+           "the pool reports its KV events to (None: no events, no cost); event_policy: \"all\" "
+           "or \"power-of-two\" (only blocks at positions 16, 32, ..., 65536); event_medium: the "
+           "medium events name (None: \"GPU\", \"CPU\", \"DISK\" by tier; \"\": none). Bad "
+           "arguments raise ConfigError (a ValueError) naming the problem.")
       .def(
           "allocate_blocks",
           [](PyBlockManager& self, std::size_t n) { return allocate_blocks(self, n, false); },

@@ -13,12 +13,14 @@
 #include <nanobind/nanobind.h>
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "kvbm/kv_events.hpp"
 #include "kvbm/kvbm.hpp"
 
 namespace kvbm::python {
@@ -70,10 +72,18 @@ struct PyBlockBatch {
   ByTier<ImmutableBlocks> handle;
 };
 
+/// Python's KvEventSink (events.cpp): the C++ sink, shared with every manager reporting to it.
+struct PyEventSink {
+  std::shared_ptr<KvEventSink> sink;
+};
+
 /// Python's BlockManager: one manager of any shipped tier (index 0/1/2 = G1/G2/G3, which is the
-/// handle variants' index minus one).
+/// handle variants' index minus one). `event_sink` is the Python sink object it reports to (or
+/// unset): held and shown to the cyclic GC (tp_traverse), so a callback that refers back to the
+/// manager or to its own module is collectable (events.cpp).
 struct PyBlockManager {
   std::variant<BlockManager<G1>, BlockManager<G2>, BlockManager<G3>> manager;
+  nb::object event_sink;
 };
 
 void bind_errors(nb::module_& m);
@@ -82,5 +92,6 @@ void bind_device(nb::module_& m);
 void bind_blocks(nb::module_& m);
 void bind_bench_support(nb::module_& m);
 void bind_sequences(nb::module_& m);
+void bind_events(nb::module_& m);
 
 }  // namespace kvbm::python

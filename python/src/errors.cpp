@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common.hpp"
+#include "kvbm/events/zmq_publisher.hpp"
 
 #if __has_include("kvbm/cuda/error.hpp") && defined(KVBM_PYTHON_CUDA)
 #include "kvbm/cuda/error.hpp"
@@ -28,6 +29,7 @@ struct ErrorTypes {
   PyObject* cuda;
   PyObject* schedule;
   PyObject* apply;
+  PyObject* events;
 };
 
 /// The class `name` of kvbm._errors (pure Python, so type checkers and stubgen see real classes).
@@ -62,6 +64,7 @@ void bind_errors(nb::module_& m) {
   types->cuda = error_class(errors, "CudaError");
   types->schedule = error_class(errors, "ScheduleError");
   types->apply = error_class(errors, "ApplyError");
+  types->events = error_class(errors, "KvEventsError");
   (void)m;
 
   nb::register_exception_translator(
@@ -94,6 +97,8 @@ void bind_errors(nb::module_& m) {
           raise_with(t.schedule, e, {{"kind", nb::cast(e.kind())}, {"needed", nb::int_(e.needed())}});
         } catch (const ApplyError& e) {
           raise_with(t.apply, e, {{"kind", nb::cast(e.kind())}});
+        } catch (const KvEventsError& e) {
+          raise(t.events, e);
         } catch (const Error& e) {
           raise(t.base, e);
         }

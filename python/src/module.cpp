@@ -10,5 +10,6 @@ NB_MODULE(_kvbm, m) {
   py::bind_device(m);
   py::bind_blocks(m);
   py::bind_sequences(m);
+  py::bind_events(m);
   py::bind_bench_support(m);
 }
