@@ -442,8 +442,9 @@ void BlockStore::stage(BlockId id, const SequenceHash& hash,
 
 void BlockStore::stage(BlockId id, const SequenceHash& hash, std::span<const std::uint32_t> tokens,
                        std::shared_ptr<const HashKeys> keys) noexcept {
-  // Wire hashes before the lock: events is fixed at construction, so this read is safe.
-  const bool events = state_->events != nullptr;
+  // Wire hashes before the lock (events is fixed at construction, so this read is safe); a
+  // pulling sink's thread hashes them instead.
+  const bool events = state_->events != nullptr && state_->events->wire_at_stage();
   const std::uint64_t wire = events ? wire_hash(hash) : 0;
   const std::uint64_t parent_wire = events ? parent_wire_hash(hash).value_or(0) : 0;
   std::lock_guard lock{state_->mutex};

@@ -145,6 +145,11 @@ void StoreEvents::drain(const std::function<void(const KvEventView&)>& fn) noexc
     full_signaled_ = false;
   }
   if (!out_.empty()) {
+    for (KvEventRecord& record : out_) {  // on the sink's thread, outside the pool lock
+      if (record.kind == KvEventKind::Cleared) continue;
+      record.block_hash = wire_hash(record.hash);
+      if (record.kind == KvEventKind::Stored) record.parent_hash = parent_wire_hash(record.hash).value_or(0);
+    }
     try {
       fn(KvEventView{source_, out_, out_tokens_, out_keys_});
     } catch (...) {  // fn must not throw; the records are dropped rather than the pool broken

@@ -48,9 +48,12 @@ class StoreEvents final : public EventPullSource {
   void forget_tokens(BlockId id) noexcept {
     if (want_tokens_) slot_has_tokens_[id] = 0;
   }
-  /// The block's wire hashes, computed by stage() before it takes the lock: its Stored and its
-  /// Removed record copy them, so no record is hashed under the lock or at delivery.
+  /// Push: the block's wire hashes, computed by stage() before it takes the lock; its Stored and
+  /// Removed records copy them, so no record is hashed under the lock or at delivery. Pull: the
+  /// sink's thread hashes the records it drains, off the caller's thread (wire_at_stage false).
+  [[nodiscard]] bool wire_at_stage() const noexcept { return !pull_; }
   void stage_wire(BlockId id, std::uint64_t block, std::uint64_t parent) noexcept {
+    if (pull_) return;
     slot_wire_[id] = SlotWire{block, parent};
   }
   /// The keys a block was staged with (null: none); swapped in, so the old ones are released
