@@ -497,6 +497,29 @@ TEST(KvEvents, BatchingSinkDeliversAWindowWithoutFlush) {
   }
 }
 
+/// `count` requests on `m`: match the cached prefix, allocate and register the rest, now and then
+/// reset the inactive pool, release tail first.
+void run_requests(BlockManager<G1>& m, const Workload& w, std::uint64_t seed, int count,
+                  std::uint64_t reset_every) {
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < count; ++i) {
+    const auto& prompt = w.prompts[rng() % w.prompts.size()];
+    auto hashes = prompt.sequence_hashes();
+    auto blocks = m.match_blocks(hashes);
+    auto fresh = m.allocate_blocks(hashes.size() - blocks.size());
+    if (fresh) {
+      std::vector<CompleteBlock<G1>> staged;
+      for (std::size_t k = 0; k < fresh->size(); ++k) {
+        staged.push_back(std::move((*fresh)[k]).complete(prompt.blocks()[blocks.size() + k]));
+      }
+      for (auto& b : m.register_blocks(std::move(staged))) blocks.push_back(std::move(b));
+    }
+    if (rng() % reset_every == 0) m.reset_inactive_pool();
+    std::reverse(blocks.begin(), blocks.end());
+    m.release_blocks(std::move(blocks));
+  }
+}
+
 // Concurrency: threads race requests and releases on one pool; the stream, applied in the order
 // delivered, still ends equal to the matchable set (delivery preserves state order).
 TEST(KvEvents, ConcurrentWorkloadStreamStaysExact) {
@@ -509,25 +532,7 @@ TEST(KvEvents, ConcurrentWorkloadStreamStaysExact) {
     const Workload w = make_prompts(prompt_rng, 16, 6);
     std::vector<std::thread> threads;
     for (int t = 0; t < 4; ++t) {
-      threads.emplace_back([&, t] {
-        std::mt19937_64 rng(100 + t);
-        for (int i = 0; i < 300; ++i) {
-          const auto& prompt = w.prompts[rng() % w.prompts.size()];
-          auto hashes = prompt.sequence_hashes();
-          auto blocks = m.match_blocks(hashes);
-          auto fresh = m.allocate_blocks(hashes.size() - blocks.size());
-          if (fresh) {
-            std::vector<CompleteBlock<G1>> staged;
-            for (std::size_t k = 0; k < fresh->size(); ++k) {
-              staged.push_back(std::move((*fresh)[k]).complete(prompt.blocks()[blocks.size() + k]));
-            }
-            for (auto& b : m.register_blocks(std::move(staged))) blocks.push_back(std::move(b));
-          }
-          if (rng() % 16 == 0) m.reset_inactive_pool();
-          std::reverse(blocks.begin(), blocks.end());
-          m.release_blocks(std::move(blocks));
-        }
-      });
+      threads.emplace_back([&, t] { run_requests(m, w, 100 + t, 300, 16); });
     }
     for (auto& t : threads) t.join();
     EXPECT_EQ(consumer->set(), matchable_wire(m));
@@ -563,29 +568,10 @@ TEST(KvEvents, BatchingSinkDrainsManyPoolsConcurrently) {
   }
   std::mt19937_64 prompt_rng(9);
   const Workload w = make_prompts(prompt_rng, 16, 6);
-  auto run_requests = [&](BlockManager<G1>& m, std::uint64_t seed, int count) {
-    std::mt19937_64 rng(seed);
-    for (int i = 0; i < count; ++i) {
-      const auto& prompt = w.prompts[rng() % w.prompts.size()];
-      auto hashes = prompt.sequence_hashes();
-      auto blocks = m.match_blocks(hashes);
-      auto fresh = m.allocate_blocks(hashes.size() - blocks.size());
-      if (fresh) {
-        std::vector<CompleteBlock<G1>> staged;
-        for (std::size_t k = 0; k < fresh->size(); ++k) {
-          staged.push_back(std::move((*fresh)[k]).complete(prompt.blocks()[blocks.size() + k]));
-        }
-        for (auto& b : m.register_blocks(std::move(staged))) blocks.push_back(std::move(b));
-      }
-      if (rng() % 32 == 0) m.reset_inactive_pool();
-      std::reverse(blocks.begin(), blocks.end());
-      m.release_blocks(std::move(blocks));
-    }
-  };
   std::atomic<bool> done{false};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&, t] { run_requests(pools[t % 2], 300 + t, 250); });
+    threads.emplace_back([&, t] { run_requests(pools[t % 2], w, 300 + t, 250, 32); });
   }
   std::thread flusher([&] {
     while (!done.load()) batcher->flush();
@@ -595,7 +581,7 @@ TEST(KvEvents, BatchingSinkDrainsManyPoolsConcurrently) {
     for (int i = 0; i < 20; ++i) {
       auto m = BlockManager<G1>::builder().block_count(16).block_size(test::kTestBlockSize)
                    .registry(test::make_registry()).event_sink(batcher).build();
-      run_requests(m, 900 + i, 10);
+      run_requests(m, w, 900 + i, 10, 32);
       short_lived.emplace_back(m.id(), matchable_wire(m));
     }
   });
