@@ -157,6 +157,23 @@ struct Locked {
     });
   }
 
+  /// After a record could not be stored (out of memory on a release path), the stream is
+  /// replaced by Cleared + Stored for every matchable slot, parents first, at the start of the
+  /// next locked section; if that cannot allocate either, the one after tries again.
+  void resync_events_if_lost() noexcept {
+    if (s.events == nullptr || !s.events->lost()) return;
+    try {
+      std::vector<BlockId> ids(s.by_hash.begin(), s.by_hash.end());
+      std::sort(ids.begin(), ids.end(), [&](BlockId a, BlockId b) {
+        return s.slots[a].hash.position() < s.slots[b].hash.position();
+      });
+      s.events->begin_resync(ids.size());
+      for (const BlockId id : ids) s.events->stored(id, s.slots[id].hash);
+      s.events->end_resync();
+    } catch (...) {  // still lost
+    }
+  }
+
   /// The slot's hash leaves this pool: out of the index and its registry presence dropped.
   void forget(Slot& slot) noexcept {
     const auto id = static_cast<BlockId>(&slot - s.slots.data());
@@ -258,7 +275,8 @@ struct Locked {
   Deferred deferred;                                              \
   EventFlush events_flush{state_->events.get()};                  \
   StoreLock lock{state_->mutex, events_flush};                    \
-  Locked name{*state_, *this, slot_refs_.get(), metrics_, deferred}
+  Locked name{*state_, *this, slot_refs_.get(), metrics_, deferred}; \
+  name.resync_events_if_lost()
 
 void BlockStore::release_last(BlockId id, std::uint32_t generation) noexcept {
   if (release_hook_) release_hook_();
@@ -327,6 +345,7 @@ bool BlockStore::allocate(std::size_t count, FunctionRef<void(BlockId)> emit,
 
   // Everything that can allocate happens before the first slot changes state (strong guarantee).
   if (evicted != nullptr) evicted->reserve(evicted->size() + to_evict + fenced_cached);
+  if (s.events) s.events->reserve_removed(to_evict + fenced_cached);
   if (wait_for != nullptr && fenced_free + fenced_cached > 0) {
     wait_for->reserve(wait_for->size() + s.fences.handover_count(fenced_free, fenced_cached, [&](BlockId id) {
       return s.slots[id].state == SlotState::Reset;
@@ -630,6 +649,7 @@ std::size_t BlockStore::reset_inactive_pool() {
   StoreState& s = *state_;
   const std::size_t first_event = s.events ? s.events->pending_size() : 0;
   const std::size_t n = s.inactive->size();
+  if (s.events) s.events->reserve_removed(n + s.fences.parked_count());  // before any change
   std::span<BlockId> victims{s.scratch.data(), n};
   const std::size_t got = s.inactive->evict(victims);
   for (std::size_t i = 0; i < got; ++i) {

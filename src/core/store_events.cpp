@@ -62,8 +62,8 @@ void StoreEvents::reserve_stored(std::size_t count) {
   pending_keys_.reserve(pending_keys_.size() + count);
 }
 
-void StoreEvents::stored(BlockId id, const SequenceHash& hash) {
-  if (!reports(hash)) return;
+void StoreEvents::stored(BlockId id, const SequenceHash& hash) noexcept {
+  if (!reports(hash) || lost_) return;
   KvEventRecord record;
   record.kind = KvEventKind::Stored;
   record.hash = hash;
@@ -71,37 +71,63 @@ void StoreEvents::stored(BlockId id, const SequenceHash& hash) {
   record.block_hash = wire.block;
   record.parent_hash = wire.parent;
   record.has_parent = hash.position() != 0;
-  if (want_tokens_ && slot_has_tokens_[id] != 0) {
-    record.token_offset = static_cast<std::uint32_t>(pending_tokens_.size());
-    record.token_count = block_size_;
-    const auto first = slot_tokens_.begin() + static_cast<std::ptrdiff_t>(std::size_t{id} * block_size_);
-    pending_tokens_.insert(pending_tokens_.end(), first, first + block_size_);
+  try {
+    if (want_tokens_ && slot_has_tokens_[id] != 0) {
+      record.token_offset = static_cast<std::uint32_t>(pending_tokens_.size());
+      record.token_count = block_size_;
+      const auto first =
+          slot_tokens_.begin() + static_cast<std::ptrdiff_t>(std::size_t{id} * block_size_);
+      pending_tokens_.insert(pending_tokens_.end(), first, first + block_size_);
+    }
+    if (const auto& keys = slot_keys_[id]) {  // a sequence's blocks share one keys object
+      if (pending_keys_.empty() || pending_keys_.back() != keys) pending_keys_.push_back(keys);
+      record.keys = static_cast<std::uint32_t>(pending_keys_.size());
+    }
+    pending_.push_back(record);
+  } catch (...) {  // only where nothing was reserved; the resync restores the stream
+    lost_ = true;
   }
-  if (const auto& keys = slot_keys_[id]) {  // a sequence's blocks share one keys object
-    if (pending_keys_.empty() || pending_keys_.back() != keys) pending_keys_.push_back(keys);
-    record.keys = static_cast<std::uint32_t>(pending_keys_.size());
-  }
-  pending_.push_back(record);
 }
 
-void StoreEvents::removed(BlockId id, const SequenceHash& hash) {
-  if (!reports(hash)) return;
+void StoreEvents::begin_resync(std::size_t matchable) {
+  pending_.clear();
+  pending_tokens_.clear();
+  pending_keys_.clear();
+  pending_.reserve(matchable + 1);
+  if (want_tokens_) pending_tokens_.reserve(matchable * block_size_);
+  pending_keys_.reserve(matchable);
+  ++resyncs_;
+  lost_ = false;
+  cleared();  // cannot fail now; stored() below cannot either
+}
+
+void StoreEvents::removed(BlockId id, const SequenceHash& hash) noexcept {
+  if (!reports(hash) || lost_) return;
   KvEventRecord record;
   record.kind = KvEventKind::Removed;
   record.hash = hash;
   record.block_hash = slot_wire_[id].block;
-  pending_.push_back(record);
+  push(record);
 }
 
-void StoreEvents::collapse_to_cleared(std::size_t first) {
-  pending_.resize(std::min(first, pending_.size()));
+void StoreEvents::collapse_to_cleared(std::size_t first) noexcept {
+  pending_.resize(std::min(first, pending_.size()));  // shrinks: never allocates
   cleared();
 }
 
-void StoreEvents::cleared() {
+void StoreEvents::cleared() noexcept {
+  if (lost_) return;
   KvEventRecord record;
   record.kind = KvEventKind::Cleared;
-  pending_.push_back(record);
+  push(record);
+}
+
+void StoreEvents::push(const KvEventRecord& record) noexcept {
+  try {
+    pending_.push_back(record);
+  } catch (...) {  // only where nothing was reserved; the resync restores the stream
+    lost_ = true;
+  }
 }
 
 void StoreEvents::swap_out() noexcept {

@@ -64,11 +64,23 @@ class StoreEvents final : public EventPullSource {
   /// Makes room for `count` Stored records (and their tokens), so a registration can reserve
   /// before its first slot change and stored() then never allocates (strong guarantee).
   void reserve_stored(std::size_t count);
-  void stored(BlockId id, const SequenceHash& hash);
-  void removed(BlockId id, const SequenceHash& hash);
+  /// Same for `count` Removed records and a Cleared (evicting allocations, drains).
+  void reserve_removed(std::size_t count) { pending_.reserve(pending_.size() + count + 1); }
+  // The record calls never throw: a record that cannot be stored (out of memory, on a path that
+  // reserved nothing, e.g. a release) marks the stream lost, and the pool's next locked section
+  // replaces whatever is pending by a resync (begin_resync).
+  void stored(BlockId id, const SequenceHash& hash) noexcept;
+  void removed(BlockId id, const SequenceHash& hash) noexcept;
   /// Replaces every record from index `first` on (removals of one drain) by one Cleared.
-  void collapse_to_cleared(std::size_t first);
-  void cleared();
+  void collapse_to_cleared(std::size_t first) noexcept;
+  void cleared() noexcept;
+  [[nodiscard]] bool lost() const noexcept { return lost_; }
+  /// Resync after a loss: drops the pending records and records a Cleared; the caller then
+  /// records stored() for every matchable slot, parents first, and calls end_resync(). Throws
+  /// (stream still lost) if the room for `matchable` records cannot be made.
+  void begin_resync(std::size_t matchable);
+  void end_resync() noexcept { lost_ = false; }
+  [[nodiscard]] std::uint64_t resyncs() const noexcept { return resyncs_; }
   [[nodiscard]] std::size_t pending_size() const noexcept { return pending_.size(); }
   /// Push: claims delivery and takes the pending records if nobody is delivering. Pull: says
   /// whether the sink must be told (once per drain cycle, and once more when a batch is full).
@@ -83,6 +95,7 @@ class StoreEvents final : public EventPullSource {
 
  private:
   [[nodiscard]] bool reports(const SequenceHash& hash) const noexcept;
+  void push(const KvEventRecord& record) noexcept;
   void swap_out() noexcept;
   void flush_out() noexcept;
 
@@ -93,6 +106,8 @@ class StoreEvents final : public EventPullSource {
   bool want_tokens_;
   bool pull_;                    // the sink drains us (fixed at construction)
   std::size_t pull_threshold_;
+  bool lost_ = false;             // under the pool mutex: a record could not be stored
+  std::uint64_t resyncs_ = 0;
   bool window_signaled_ = false;  // pull, under the pool mutex: the sink knows records wait
   bool full_signaled_ = false;
   std::uint32_t block_size_;

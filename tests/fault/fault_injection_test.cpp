@@ -20,6 +20,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "kvbm/detail/testing.hpp"
+#include "kvbm/kv_events.hpp"
 #include "kvbm/kvbm.hpp"
 
 namespace {
@@ -365,6 +367,124 @@ TEST(FaultInjection, BlockingAllocationWithATimeoutGivesUpOnAFenceThatNeverCompl
   w.gate->open();
   EXPECT_TRUE(w.m.allocate_blocks_blocking(ready + 1, std::chrono::hours::max()).has_value());
   expect_all_blocks_return(w);
+}
+
+// KV events under memory pressure. Transitions that may throw reserve their records first (the
+// strong guarantee above holds with a sink too: see the test after this one); a release reserves
+// nothing and must not fail, so a Removed record it cannot store marks the stream lost, and the
+// pool's next locked call replaces it by Cleared + Stored for everything matchable. A consumer
+// applying the stream is therefore equal to the pool again after that call, for every k.
+TEST(FaultInjection, AnEventRecordLostToMemoryIsResyncedByTheNextCall) {
+  constexpr std::size_t kBlocks = 600;  // more Removed records than the event buffer starts with
+  std::size_t resyncs = 0;
+  for (long k = 1;; ++k) {
+    ASSERT_LT(k, 1000) << "release_blocks never stopped allocating";
+    SCOPED_TRACE("allocation " + std::to_string(k));
+    std::set<std::uint64_t> applied;
+    auto sink = std::make_shared<CallbackEventSink>([&](const KvEventView& v) {
+      for (const KvEventRecord& r : v.records) {
+        if (r.kind == KvEventKind::Stored) applied.insert(r.block_hash);
+        if (r.kind == KvEventKind::Removed) applied.erase(r.block_hash);
+        if (r.kind == KvEventKind::Cleared) {
+          applied.clear();
+          ++resyncs;  // nothing here drains the whole cache, so a Cleared is a resync
+        }
+      }
+    });
+    // A fresh pool each time: its event buffers have not grown yet.
+    auto m = BlockManager<G1>::builder().block_count(kBlocks + 1).block_size(kBlockSize)
+                 .registry(BlockRegistry::builder().build()).default_reset_on_release(true)
+                 .event_sink(sink).build();
+    auto matchable = [&] {
+      std::set<std::uint64_t> out;
+      for (const SequenceHash& h : m.matchable_hashes()) out.insert(wire_hash(h));
+      return out;
+    };
+    auto fresh = m.allocate_blocks(kBlocks + 1);
+    ASSERT_TRUE(fresh.has_value());
+    std::vector<CompleteBlock<G1>> staged;
+    for (std::size_t i = 0; i <= kBlocks; ++i) {
+      staged.push_back(std::move((*fresh)[i]).stage(synth(1'000 + i), kBlockSize));
+    }
+    auto held = m.register_blocks(std::move(staged));
+    ImmutableBlock<G1> keep = std::move(held.back());  // stays matchable across the loss
+    held.pop_back();
+    ASSERT_EQ(applied, matchable());
+    arm(k);
+    bool failed = false;
+    try {
+      m.release_blocks(std::move(held));
+    } catch (const std::bad_alloc&) {
+      failed = true;  // before any slot changed: the blocks are still ours
+    }
+    const bool completed = disarm();
+    if (failed) m.release_blocks(std::move(held));
+    (void)m.match_blocks(std::vector<SequenceHash>{synth(999'999'999)});  // any locked call
+    EXPECT_EQ(applied, matchable()) << "the stream was not restored";
+    EXPECT_EQ(applied.size(), 1u);
+    m.check_invariants();
+    if (completed) break;
+  }
+  EXPECT_GE(resyncs, 1u) << "no allocation failure reached the event buffer: nothing was resynced";
+}
+
+// Evicting allocations and drains reserve their Removed records before the first slot changes:
+// with a sink attached, a failed call leaves pool and stream as they were.
+TEST(FaultInjection, EvictingAllocationWithASinkKeepsPoolAndStreamOnFailure) {
+  std::set<std::uint64_t> applied;
+  auto sink = std::make_shared<CallbackEventSink>([&](const KvEventView& v) {
+    for (const KvEventRecord& r : v.records) {
+      if (r.kind == KvEventKind::Stored) applied.insert(r.block_hash);
+      if (r.kind == KvEventKind::Removed) applied.erase(r.block_hash);
+      if (r.kind == KvEventKind::Cleared) applied.clear();
+    }
+  });
+  constexpr std::size_t kBlocks = 600;
+  auto m = BlockManager<G1>::builder().block_count(kBlocks).block_size(kBlockSize)
+               .registry(BlockRegistry::builder().build()).event_sink(sink).build();
+  auto matchable = [&] {
+    std::set<std::uint64_t> out;
+    for (const SequenceHash& h : m.matchable_hashes()) out.insert(wire_hash(h));
+    return out;
+  };
+  {
+    auto fresh = m.allocate_blocks(kBlocks);
+    std::vector<CompleteBlock<G1>> staged;
+    for (std::size_t i = 0; i < kBlocks; ++i) {
+      staged.push_back(std::move((*fresh)[i]).stage(synth(7'000'000 + i), kBlockSize));
+    }
+    m.release_blocks(m.register_blocks(std::move(staged)));  // all cached
+  }
+  for (const bool drain : {false, true}) {
+    for (long k = 1;; ++k) {
+      ASSERT_LT(k, 1000);
+      SCOPED_TRACE(std::string(drain ? "reset_inactive_pool" : "allocate_blocks") +
+                   ", allocation " + std::to_string(k));
+      const auto before = matchable();
+      ASSERT_EQ(applied, before);
+      arm(k);
+      std::optional<std::vector<MutableBlock<G1>>> taken;
+      bool failed = false;
+      try {
+        if (drain) {
+          (void)m.reset_inactive_pool();
+        } else {
+          taken = m.allocate_blocks(kBlocks);  // evicts every cached block
+        }
+      } catch (const std::bad_alloc&) {
+        failed = true;
+      }
+      const bool completed = disarm();
+      ASSERT_EQ(failed, !completed);
+      if (failed) {
+        EXPECT_EQ(matchable(), before) << "a failed call changed the pool";
+        EXPECT_EQ(applied, before) << "a failed call changed the stream";
+        continue;
+      }
+      EXPECT_EQ(applied, matchable());
+      break;
+    }
+  }
 }
 
 }  // namespace
