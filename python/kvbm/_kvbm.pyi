@@ -1242,12 +1242,12 @@ class CallbackEventSink(KvEventSink):
 
 class BatchingEventSink(KvEventSink):
     """
-    Coalesces events into batches of at most max_events, delivered to `downstream` on a thread of its own when the oldest event is window_ms old or a batch is full, on flush() and when the sink is destroyed. Reporting managers only copy into a buffer.
+    Coalesces events into batches of at most max_events, delivered to `downstream` on a thread of its own when the oldest event is window_ms old or a batch is full, on flush() and when the sink is destroyed. Managers reporting to it only record their events; its thread drains them.
     """
 
-    def __init__(self, downstream: KvEventSink, window_ms: float = 10.0, max_events: int = 1024) -> None:
+    def __init__(self, downstream: KvEventSink, window_ms: float = 10.0, max_events: int = 1024, drain_threshold: int = 0) -> None:
         """
-        downstream: any KvEventSink. Bad values raise ConfigError (a ValueError) naming the argument.
+        downstream: any KvEventSink. drain_threshold: a manager holding this many undrained events asks for an early drain (0: 4 * max_events). Bad values raise ConfigError (a ValueError) naming the argument.
         """
 
     def flush(self) -> None:

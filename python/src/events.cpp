@@ -343,20 +343,28 @@ void bind_events(nb::module_& m) {
       m, "BatchingEventSink",
       "Coalesces events into batches of at most max_events, delivered to `downstream` on a "
       "thread of its own when the oldest event is window_ms old or a batch is full, on flush() "
-      "and when the sink is destroyed. Reporting managers only copy into a buffer.",
+      "and when the sink is destroyed. Managers reporting to it only record their events; its "
+      "thread drains them.",
       nb::type_slots(batching_slots))
       .def(
           "__init__",
           [](PyBatchingEventSink* self, const PyEventSink& downstream, double window_ms,
-             std::int64_t max_events) {
-            const KvEventBatching b = make_batching(window_ms, max_events);
+             std::int64_t max_events, std::int64_t drain_threshold) {
+            KvEventBatching b = make_batching(window_ms, max_events);
+            if (drain_threshold < 0) {
+              throw ConfigError("drain_threshold must be >= 0, got " +
+                                std::to_string(drain_threshold));
+            }
+            b.drain_threshold = static_cast<std::size_t>(drain_threshold);
             new (self) PyBatchingEventSink{
                 {owned_without_gil(std::make_unique<BatchingEventSink>(downstream.sink, b))},
                 nb::borrow(nb::find(downstream))};
           },
           nb::arg("downstream"), nb::arg("window_ms") = 10.0, nb::arg("max_events") = 1024,
-          "downstream: any KvEventSink. Bad values raise ConfigError (a ValueError) naming the "
-          "argument.")
+          nb::arg("drain_threshold") = 0,
+          "downstream: any KvEventSink. drain_threshold: a manager holding this many undrained "
+          "events asks for an early drain (0: 4 * max_events). Bad values raise ConfigError (a "
+          "ValueError) naming the argument.")
       .def(
           "flush",
           [](PyBatchingEventSink& self) {

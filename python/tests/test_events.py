@@ -241,6 +241,24 @@ def test_batching_sink_splits_into_batches_of_max_events():
     assert sizes == [2, 2, 1] and batching.batches_delivered == 3
 
 
+def test_batching_sink_drains_a_manager_early_at_the_drain_threshold():
+    done = threading.Event()
+    got = []
+
+    def on(events):
+        got.extend(events)
+        if len(got) >= 4:
+            done.set()
+
+    # The window never ends here: only the manager's early-drain signal can release the events.
+    batching = kvbm.BatchingEventSink(kvbm.CallbackEventSink(on), window_ms=3_600_000,
+                                      max_events=2, drain_threshold=4)
+    m = kvbm.BlockManager("G1", 8, block_size=BLOCK, event_sink=batching)
+    held = fill(m, kvbm.TokenBlockSequence(tokens(4 * BLOCK), BLOCK))
+    assert done.wait(timeout=60) and len(got) == 4
+    assert len(held) == 4
+
+
 def test_batching_sink_window_delivers_without_flush():
     done = threading.Event()
     got = []
@@ -314,6 +332,8 @@ def test_policy_and_medium_arguments():
         kvbm.BatchingEventSink(sink, window_ms=-1)
     with pytest.raises(ValueError, match="max_events"):
         kvbm.BatchingEventSink(sink, max_events=0)
+    with pytest.raises(ValueError, match="drain_threshold"):
+        kvbm.BatchingEventSink(sink, drain_threshold=-1)
 
 
 def test_wire_hashes_chain():
