@@ -260,6 +260,7 @@ class BatchingEventSink final : public KvEventSink {
   void run();
   void append(const KvEventView& view);  // into incoming_, opening a window if none is open
   void drain_sources();
+  void collect(detail::EventPullSource& source) noexcept;  // under sources_mutex_
 
   std::shared_ptr<KvEventSink> downstream_;
   KvEventBatching batching_;

@@ -169,7 +169,6 @@ struct Locked {
       });
       s.events->begin_resync(ids.size());
       for (const BlockId id : ids) s.events->stored(id, s.slots[id].hash);
-      s.events->end_resync();
     } catch (...) {  // still lost
     }
   }
@@ -463,9 +462,9 @@ void BlockStore::stage(BlockId id, const SequenceHash& hash, std::span<const std
                        std::shared_ptr<const HashKeys> keys) noexcept {
   // Wire hashes before the lock (events is fixed at construction, so this read is safe); a
   // pulling sink's thread hashes them instead.
-  const bool events = state_->events != nullptr && state_->events->wire_at_stage();
-  const std::uint64_t wire = events ? wire_hash(hash) : 0;
-  const std::uint64_t parent_wire = events ? parent_wire_hash(hash).value_or(0) : 0;
+  const bool hash_now = state_->events != nullptr && state_->events->wire_at_stage();
+  const std::uint64_t wire = hash_now ? wire_hash(hash) : 0;
+  const std::uint64_t parent_wire = hash_now ? parent_wire_hash(hash).value_or(0) : 0;
   std::lock_guard lock{state_->mutex};
   Slot& slot = state_->slots[id];
   assert(slot.state == SlotState::Mutable);

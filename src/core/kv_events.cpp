@@ -124,13 +124,17 @@ void BatchingEventSink::detach(detail::EventPullSource& source) noexcept {
   std::lock_guard lock{sources_mutex_};
   // The pool's last records join the batch (they were made before it died); its lock is still
   // alive here, and no pool lock is held by the caller.
+  collect(source);
+  std::erase(sources_, &source);
+}
+
+void BatchingEventSink::collect(detail::EventPullSource& source) noexcept {
   source.drain([this](const KvEventView& view) {
     try {
       append(view);
     } catch (...) {  // out of memory while copying: these records are lost, the sink lives on
     }
   });
-  std::erase(sources_, &source);
 }
 
 void BatchingEventSink::pull_requested(bool full) noexcept {
@@ -149,14 +153,7 @@ void BatchingEventSink::pull_requested(bool full) noexcept {
 
 void BatchingEventSink::drain_sources() {
   std::lock_guard lock{sources_mutex_};
-  for (detail::EventPullSource* source : sources_) {
-    source->drain([this](const KvEventView& view) {
-      try {
-        append(view);
-      } catch (...) {  // see detach
-      }
-    });
-  }
+  for (detail::EventPullSource* source : sources_) collect(*source);
 }
 
 void BatchingEventSink::flush() {

@@ -96,7 +96,6 @@ void StoreEvents::begin_resync(std::size_t matchable) {
   pending_.reserve(matchable + 1);
   if (want_tokens_) pending_tokens_.reserve(matchable * block_size_);
   pending_keys_.reserve(matchable);
-  ++resyncs_;
   lost_ = false;
   cleared();  // cannot fail now; stored() below cannot either
 }
@@ -170,27 +169,24 @@ void StoreEvents::drain(const std::function<void(const KvEventView&)>& fn) noexc
     window_signaled_ = false;
     full_signaled_ = false;
   }
-  if (!out_.empty()) {
-    for (KvEventRecord& record : out_) {  // on the sink's thread, outside the pool lock
-      if (record.kind == KvEventKind::Cleared) continue;
-      record.block_hash = wire_hash(record.hash);
-      if (record.kind == KvEventKind::Stored) record.parent_hash = parent_wire_hash(record.hash).value_or(0);
-    }
-    try {
-      fn(KvEventView{source_, out_, out_tokens_, out_keys_});
-    } catch (...) {  // fn must not throw; the records are dropped rather than the pool broken
-    }
+  for (KvEventRecord& record : out_) {  // on the sink's thread, outside the pool lock
+    if (record.kind == KvEventKind::Cleared) continue;
+    record.block_hash = wire_hash(record.hash);
+    if (record.kind == KvEventKind::Stored) record.parent_hash = parent_wire_hash(record.hash).value_or(0);
   }
-  out_.clear();
-  out_tokens_.clear();
-  out_keys_.clear();
+  hand_out(fn);
 }
 
 void StoreEvents::flush_out() noexcept {
+  hand_out([this](const KvEventView& view) { sink_->on_events(view); });
+}
+
+template <class Fn>
+void StoreEvents::hand_out(const Fn& fn) noexcept {
   if (!out_.empty()) {
     try {
-      sink_->on_events(KvEventView{source_, out_, out_tokens_, out_keys_});
-    } catch (...) {  // the contract forbids throwing; a pool transition cannot fail for it
+      fn(KvEventView{source_, out_, out_tokens_, out_keys_});
+    } catch (...) {  // consumers must not throw; a pool transition cannot fail for one
     }
   }
   out_.clear();

@@ -75,12 +75,10 @@ class StoreEvents final : public EventPullSource {
   void collapse_to_cleared(std::size_t first) noexcept;
   void cleared() noexcept;
   [[nodiscard]] bool lost() const noexcept { return lost_; }
-  /// Resync after a loss: drops the pending records and records a Cleared; the caller then
-  /// records stored() for every matchable slot, parents first, and calls end_resync(). Throws
-  /// (stream still lost) if the room for `matchable` records cannot be made.
+  /// Resync after a loss: drops the pending records, makes room for `matchable` Stored records
+  /// and records a Cleared; the caller then records stored() for every matchable slot, parents
+  /// first, none of which can fail. Throws (stream still lost) if the room cannot be made.
   void begin_resync(std::size_t matchable);
-  void end_resync() noexcept { lost_ = false; }
-  [[nodiscard]] std::uint64_t resyncs() const noexcept { return resyncs_; }
   [[nodiscard]] std::size_t pending_size() const noexcept { return pending_.size(); }
   /// Push: claims delivery and takes the pending records if nobody is delivering. Pull: says
   /// whether the sink must be told (once per drain cycle, and once more when a batch is full).
@@ -98,6 +96,9 @@ class StoreEvents final : public EventPullSource {
   void push(const KvEventRecord& record) noexcept;
   void swap_out() noexcept;
   void flush_out() noexcept;
+  /// Passes out_ to `fn` (exceptions swallowed) and clears it.
+  template <class Fn>
+  void hand_out(const Fn& fn) noexcept;
 
   std::shared_ptr<KvEventSink> sink_;
   std::shared_ptr<const KvEventSource> source_;
@@ -107,7 +108,6 @@ class StoreEvents final : public EventPullSource {
   bool pull_;                    // the sink drains us (fixed at construction)
   std::size_t pull_threshold_;
   bool lost_ = false;             // under the pool mutex: a record could not be stored
-  std::uint64_t resyncs_ = 0;
   bool window_signaled_ = false;  // pull, under the pool mutex: the sink knows records wait
   bool full_signaled_ = false;
   std::uint32_t block_size_;
