@@ -496,21 +496,9 @@ PyLifecyclePin& live_pin(PyLifecyclePin& p, const char* operation) {
   return p;
 }
 
-// The manager's reference to its Python sink object, for the cyclic GC (see common.hpp).
-int manager_traverse(PyObject* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  if (!nb::inst_ready(self)) return 0;
-  Py_VISIT(nb::inst_ptr<PyBlockManager>(self)->event_sink.ptr());
-  return 0;
-}
-int manager_clear(PyObject* self) {
-  // The pool keeps its C++ sink; only the Python reference goes.
-  nb::inst_ptr<PyBlockManager>(self)->event_sink.reset();
-  return 0;
-}
-PyType_Slot manager_slots[] = {{Py_tp_traverse, reinterpret_cast<void*>(manager_traverse)},
-                               {Py_tp_clear, reinterpret_cast<void*>(manager_clear)},
-                               {0, nullptr}};
+// The manager's reference to its Python sink object, for the cyclic GC (see common.hpp); the
+// pool keeps its C++ sink when a cycle is broken, only the Python reference goes.
+using ManagerGc = GcSlots<PyBlockManager, &PyBlockManager::event_sink>;
 
 }  // namespace
 
@@ -851,7 +839,7 @@ void bind_blocks(nb::module_& m) {
       m, "BlockManager",
       "One tier's fixed pool of KV block slots. Every method may be called from any thread; "
       "batch calls take the pool lock once and release the GIL.",
-      nb::type_slots(manager_slots))
+      nb::type_slots(ManagerGc::slots))
       .def("__init__", &init_manager, nb::arg("tier"), nb::arg("block_count"),
            nb::arg("block_size") = 16, nb::arg("registry").none() = nb::none(),
            nb::arg("backend") = "lineage", nb::arg("duplication") = "allow",

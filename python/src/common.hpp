@@ -86,6 +86,26 @@ struct PyBlockManager {
   nb::object event_sink;
 };
 
+/// tp_traverse / tp_clear for a wrapper type T whose one Python reference is the nb::object
+/// `Member` (a manager's sink object, a batching sink's downstream): shown to the cyclic GC, and
+/// dropped when it breaks a cycle. Pass `GcSlots<T, &T::member>::slots` to nb::type_slots.
+template <class T, nb::object T::*Member>
+struct GcSlots {
+  static int traverse(PyObject* self, visitproc visit, void* arg) {
+    Py_VISIT(Py_TYPE(self));
+    if (!nb::inst_ready(self)) return 0;
+    Py_VISIT((nb::inst_ptr<T>(self)->*Member).ptr());
+    return 0;
+  }
+  static int clear(PyObject* self) {
+    (nb::inst_ptr<T>(self)->*Member).reset();
+    return 0;
+  }
+  static inline PyType_Slot slots[] = {{Py_tp_traverse, reinterpret_cast<void*>(traverse)},
+                                       {Py_tp_clear, reinterpret_cast<void*>(clear)},
+                                       {0, nullptr}};
+};
+
 void bind_errors(nb::module_& m);
 void bind_tokens(nb::module_& m);
 void bind_device(nb::module_& m);

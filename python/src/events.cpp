@@ -208,19 +208,7 @@ PyType_Slot callback_slots[] = {{Py_tp_traverse, reinterpret_cast<void*>(callbac
                                 {Py_tp_clear, reinterpret_cast<void*>(callback_clear)},
                                 {0, nullptr}};
 
-int batching_traverse(PyObject* self, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(self));
-  if (!nb::inst_ready(self)) return 0;
-  Py_VISIT(nb::inst_ptr<PyBatchingEventSink>(self)->downstream.ptr());
-  return 0;
-}
-int batching_clear(PyObject* self) {
-  nb::inst_ptr<PyBatchingEventSink>(self)->downstream.reset();
-  return 0;
-}
-PyType_Slot batching_slots[] = {{Py_tp_traverse, reinterpret_cast<void*>(batching_traverse)},
-                                {Py_tp_clear, reinterpret_cast<void*>(batching_clear)},
-                                {0, nullptr}};
+using BatchingGc = GcSlots<PyBatchingEventSink, &PyBatchingEventSink::downstream>;
 
 BatchingEventSink& batching(PyBatchingEventSink& self) {
   return static_cast<BatchingEventSink&>(*self.sink);  // made only by its __init__
@@ -345,7 +333,7 @@ void bind_events(nb::module_& m) {
       "thread of its own when the oldest event is window_ms old or a batch is full, on flush() "
       "and when the sink is destroyed. Managers reporting to it only record their events; its "
       "thread drains them.",
-      nb::type_slots(batching_slots))
+      nb::type_slots(BatchingGc::slots))
       .def(
           "__init__",
           [](PyBatchingEventSink* self, const PyEventSink& downstream, double window_ms,
