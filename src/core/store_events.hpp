@@ -13,16 +13,53 @@
 // once per staging, before the lock is taken (stage_wire).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <span>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kvbm/kv_events.hpp"
 
 namespace kvbm::detail {
+
+/// Room for `extra` more elements, growing geometrically: reserve(size() + extra) alone
+/// allocates exactly that, so a buffer that grows by one registration at a time would be
+/// reallocated and copied whole at every registration.
+template <class Vector>
+[[gnu::noinline]] void grow_for(Vector& v, std::size_t extra) {
+  v.reserve(std::max(v.size() + extra, 2 * v.capacity()));
+}
+template <class Vector>
+inline void reserve_more(Vector& v, std::size_t extra) {
+  if (v.capacity() - v.size() < extra) [[unlikely]] grow_for(v, extra);
+}
+
+/// Makes resize() default-initialise (for tokens: leave unwritten) instead of zeroing the room a
+/// copy is about to fill.
+template <class T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  using std::allocator<T>::allocator;
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    std::allocator_traits<std::allocator<T>>::construct(static_cast<std::allocator<T>&>(*this), p,
+                                                        std::forward<Args>(args)...);
+  }
+};
+using TokenBuffer = std::vector<Token, DefaultInitAllocator<Token>>;
 
 /// What a locked section leaves to do after the unlock.
 enum class Handoff : std::uint8_t {
@@ -65,12 +102,18 @@ class StoreEvents final : public EventPullSource {
   /// before its first slot change and stored() then never allocates (strong guarantee).
   void reserve_stored(std::size_t count);
   /// Same for `count` Removed records and a Cleared (evicting allocations, drains).
-  void reserve_removed(std::size_t count) { pending_.reserve(pending_.size() + count + 1); }
+  void reserve_removed(std::size_t count) { reserve_more(pending_, count + 1); }
   // The record calls never throw: a record that cannot be stored (out of memory, on a path that
   // reserved nothing, e.g. a release) marks the stream lost, and the pool's next locked section
   // replaces whatever is pending by a resync (begin_resync).
   void stored(BlockId id, const SequenceHash& hash) noexcept;
-  void removed(BlockId id, const SequenceHash& hash) noexcept;
+  void removed(BlockId id, const SequenceHash& hash) noexcept {  // inline: one per release
+    if (!reports(hash) || lost_) return;
+    if (KvEventRecord* record = append(KvEventKind::Removed)) {
+      record->hash = hash;
+      record->block_hash = slot_wire_[id].block;
+    }
+  }
   /// Replaces every record from index `first` on (removals of one drain) by one Cleared.
   void collapse_to_cleared(std::size_t first) noexcept;
   void cleared() noexcept;
@@ -82,18 +125,45 @@ class StoreEvents final : public EventPullSource {
   [[nodiscard]] std::size_t pending_size() const noexcept { return pending_.size(); }
   /// Push: claims delivery and takes the pending records if nobody is delivering. Pull: says
   /// whether the sink must be told (once per drain cycle, and once more when a batch is full).
-  Handoff claim_locked() noexcept;
+  Handoff claim_locked() noexcept {  // inline: every locked section ends here
+    if (pending_.empty()) return Handoff::None;
+    if (pull_ && window_signaled_ && (full_signaled_ || pending_.size() < pull_threshold_)) {
+      return Handoff::None;
+    }
+    return claim_slow();
+  }
 
   // ---- after the pool mutex is released ----
   /// Push: delivers what a claim took, then anything that arrived meanwhile; unclaimed, tries
   /// to claim (taking the pool mutex briefly) only when records are pending. Pull: signals.
-  void deliver(Handoff handoff) noexcept;
+  void deliver(Handoff handoff) noexcept {  // inline: every locked section ends here
+    if (handoff == Handoff::None && (pull_ || !has_pending_.load(std::memory_order_seq_cst))) {
+      return;
+    }
+    deliver_slow(handoff);
+  }
   /// Pull: the sink's drain (EventPullSource).
   void drain(const std::function<void(const KvEventView&)>& fn) noexcept override;
 
  private:
-  [[nodiscard]] bool reports(const SequenceHash& hash) const noexcept;
-  void push(const KvEventRecord& record) noexcept;
+  [[nodiscard]] bool reports(const SequenceHash& hash) const noexcept {
+    if (policy_ == KvEventPolicy::All) return true;
+    const std::uint32_t p = hash.position();
+    return p >= 16 && p <= 65536 && std::has_single_bit(p);
+  }
+  /// A value-initialised record of `kind` at the end of pending_; null (stream lost) when it
+  /// cannot be stored.
+  [[nodiscard]] KvEventRecord* append(KvEventKind kind) noexcept {
+    // Filled in place: a record assembled on the stack and copied in is read back by wide
+    // loads over its narrow field stores, which stalls store forwarding on every record.
+    if (pending_.size() == pending_.capacity()) [[unlikely]] return append_growing(kind);
+    KvEventRecord& record = pending_.emplace_back();
+    record.kind = kind;
+    return &record;
+  }
+  KvEventRecord* append_growing(KvEventKind kind) noexcept;
+  Handoff claim_slow() noexcept;
+  void deliver_slow(Handoff handoff) noexcept;
   void swap_out() noexcept;
   void flush_out() noexcept;
   /// Passes out_ to `fn` (exceptions swallowed) and clears it.
@@ -120,10 +190,10 @@ class StoreEvents final : public EventPullSource {
   std::vector<SlotWire> slot_wire_;  // block_count: wire hashes of the hash staged last
 
   std::vector<KvEventRecord> pending_;     // guarded by the pool mutex
-  std::vector<Token> pending_tokens_;
+  TokenBuffer pending_tokens_;
   std::vector<std::shared_ptr<const HashKeys>> pending_keys_;
   std::vector<KvEventRecord> out_;         // owned by the claimant
-  std::vector<Token> out_tokens_;
+  TokenBuffer out_tokens_;
   std::vector<std::shared_ptr<const HashKeys>> out_keys_;
   std::atomic<bool> has_pending_{false};
   std::atomic<bool> delivering_{false};

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <set>
 #include <thread>
@@ -373,6 +374,54 @@ TEST(KvEvents, SinkThatDoesNotWantTokensGetsNone) {
   auto b = test::register_token_block(m, test::iota_block(1));
   ASSERT_EQ(log.size(), 1u);
   EXPECT_EQ(log[0].token_count, 0u);
+}
+
+// Token ids are copied twice (at staging, then into the record); block sizes 16, 32 and 64 take
+// a copy of constant size, the other powers of two a general one. Each, pushed and pulled, carries
+// exactly the block's ids, also after the record buffers have grown and been swapped many times.
+TEST(KvEvents, TokenIdsArriveExactlyForEveryBlockSize) {
+  for (const std::uint32_t block_size : {1u, 4u, 8u, 16u, 32u, 64u, 128u}) {
+    for (const bool pulled : {false, true}) {
+      SCOPED_TRACE("block_size " + std::to_string(block_size) + (pulled ? " pulled" : " pushed"));
+      std::mutex mutex;
+      std::map<std::uint64_t, std::vector<Token>> seen;  // wire hash -> ids, last stored
+      auto downstream = std::make_shared<CallbackEventSink>([&](const KvEventView& v) {
+        std::lock_guard lock{mutex};
+        for (const KvEventRecord& r : v.records) {
+          if (r.kind != KvEventKind::Stored) continue;
+          const auto ids = v.token_ids(r);
+          seen[r.block_hash].assign(ids.begin(), ids.end());
+        }
+      });
+      KvEventBatching batching;
+      batching.max_events = 7;
+      batching.drain_threshold = 9;  // many drains: buffers swap and regrow
+      std::shared_ptr<KvEventSink> sink = downstream;
+      if (pulled) sink = std::make_shared<BatchingEventSink>(downstream, batching);
+      auto m = BlockManager<G1>::builder().block_count(8).block_size(block_size)
+                   .registry(test::make_registry()).default_reset_on_release(true)
+                   .event_sink(sink).build();
+      std::map<std::uint64_t, std::vector<Token>> expected;
+      for (Token round = 0; round < 12; ++round) {
+        std::vector<Token> ids(6 * block_size);
+        std::iota(ids.begin(), ids.end(), round * 100000);
+        const auto blocks = TokenBlockSequence(std::move(ids), block_size, round).blocks();
+        auto fresh = m.allocate_blocks(blocks.size());
+        ASSERT_TRUE(fresh.has_value());
+        std::vector<CompleteBlock<G1>> staged;
+        for (std::size_t i = 0; i < blocks.size(); ++i) {
+          staged.push_back(std::move((*fresh)[i]).complete(blocks[i]));
+          const auto t = blocks[i].tokens();
+          expected[wire_hash(blocks[i].sequence_hash())].assign(t.begin(), t.end());
+        }
+        auto held = m.register_blocks(std::move(staged));
+        while (!held.empty()) held.pop_back();  // evict on reset: the slots are reused
+      }
+      if (pulled) std::static_pointer_cast<BatchingEventSink>(sink)->flush();
+      std::lock_guard lock{mutex};
+      EXPECT_EQ(seen, expected);
+    }
+  }
 }
 
 TEST(KvEvents, ThrowingSinkDoesNotBreakThePool) {
