@@ -49,6 +49,7 @@ struct FencedAllocation {
 };
 
 namespace detail {
+struct BindingAccess;
 /// Builds a store after validating `config`; throws ConfigError naming the problem.
 StorePtr build_store(std::optional<std::size_t> block_count, std::uint32_t block_size,
                      const std::optional<BlockRegistry>& registry, DuplicationPolicy policy,
@@ -310,9 +311,7 @@ class BlockManager {
     }
     for (auto& block : blocks) detail::BlockAccess::disarm(block);
     blocks.clear();
-    store_->metrics().inflight_immutable.fetch_sub(static_cast<std::int64_t>(handles.size()),
-                                                   std::memory_order_relaxed);
-    store_->release_many(handles);
+    release_taken(handles);
   }
 
   /// Every hash matchable now (live primaries and cached blocks), in no particular order.
@@ -334,7 +333,17 @@ class BlockManager {
 
  private:
   friend struct detail::TestingAccess;
+  friend struct detail::BindingAccess;
   explicit BlockManager(detail::StorePtr store) noexcept : store_{std::move(store)} {}
+
+  /// Gives up the references of ImmutableBlocks already disarmed by the caller, named by
+  /// (slot, generation): each of this pool, each once. One pool lock for the slots whose last
+  /// holder they were; never fails.
+  void release_taken(std::span<std::pair<BlockId, std::uint32_t>> taken) const noexcept {
+    store_->metrics().inflight_immutable.fetch_sub(static_cast<std::int64_t>(taken.size()),
+                                                   std::memory_order_relaxed);
+    store_->release_many(taken);
+  }
 
   std::optional<std::vector<Mutable>> allocate(
       std::size_t n, std::vector<SequenceHash>* evicted,
@@ -363,5 +372,23 @@ class BlockManager {
 
   detail::StorePtr store_;
 };
+
+namespace detail {
+/// For language bindings that keep handles in objects of their own (the Python package):
+/// release_blocks without moving each handle into a vector first. The binding checks each
+/// handle (live, of `manager`'s pool via pool(), named once), takes its (block_id, generation)
+/// and disarms it (BlockAccess), then hands them over here. Not for applications.
+struct BindingAccess {
+  template <class Tier>
+  [[nodiscard]] static const BlockStore* pool(const BlockManager<Tier>& manager) noexcept {
+    return manager.store_.get();
+  }
+  template <class Tier>
+  static void release_taken(const BlockManager<Tier>& manager,
+                            std::span<std::pair<BlockId, std::uint32_t>> taken) noexcept {
+    manager.release_taken(taken);
+  }
+};
+}  // namespace detail
 
 }  // namespace kvbm

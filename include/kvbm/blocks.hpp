@@ -60,6 +60,17 @@ struct BlockAccess {
   static void disarm(Block& block) noexcept {
     block.store_ = nullptr;
   }
+  /// The pool a handle names (null once moved from or disarmed).
+  template <class Block>
+  static const BlockStore* store(const Block& block) noexcept {
+    return block.store_;
+  }
+  /// Undoes a disarm(): only for a handle disarmed by the caller moments before, whose
+  /// reference was never given up (a batch call putting back what a failed check took).
+  template <class Block>
+  static void rearm(Block& block, BlockStore* store) noexcept {
+    block.store_ = store;
+  }
 };
 }  // namespace detail
 

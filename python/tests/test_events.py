@@ -141,6 +141,35 @@ def test_events_of_a_release_on_another_thread_are_delivered_on_that_thread():
     assert rec.applied == set() == matchable(m, seq.sequence_hashes())
 
 
+def test_a_callback_that_releases_blocks_during_a_release_releases_them_all():
+    # The callback's own release runs on the same thread while the outer release is under way
+    # (between its pool lock and its return): both must complete, each with its own handles.
+    other = kvbm.BlockManager("G1", 8, block_size=BLOCK)
+    others = fill(other, kvbm.TokenBlockSequence(tokens(4 * BLOCK, start=5000), BLOCK))
+    inner_calls = []
+
+    def callback(events):
+        if others and any(e.kind == "removed" for e in events):
+            batch = list(reversed(others))
+            others.clear()
+            other.release_blocks(batch)
+            inner_calls.append(len(batch))
+
+    m = kvbm.BlockManager("G1", 8, block_size=BLOCK, event_sink=kvbm.CallbackEventSink(callback))
+    held = fill(m, kvbm.TokenBlockSequence(tokens(3 * BLOCK), BLOCK))
+    for b in held:
+        b.set_evict_on_reset(True)
+    m.release_blocks(list(reversed(held)))
+    assert inner_calls == [4]
+    assert m.metrics()["inflight_immutable"] == 0
+    assert other.metrics()["inflight_immutable"] == 0
+    assert other.metrics()["inactive_pool_size"] == 4
+    # The thread releases normally afterwards.
+    again = fill(m, kvbm.TokenBlockSequence(tokens(2 * BLOCK, start=9000), BLOCK))
+    m.release_blocks(again)
+    assert m.metrics()["inflight_immutable"] == 0
+
+
 def test_many_threads_share_one_sink_and_each_pool_stays_consistent():
     rec = Recorder()
     sink = kvbm.CallbackEventSink(rec)

@@ -48,16 +48,23 @@ def test_release_with_a_bad_item_puts_everything_back(manager, seq):
     before = snapshot(manager, held)
     released = extra[3].clone()
     released.close()
+    other = kvbm.BlockManager("G1", 4, block_size=BLOCK)
+    foreign = fill(other, kvbm.TokenBlockSequence(list(range(2 * BLOCK)), BLOCK))
+    g2 = kvbm.BlockManager("G2", 4, block_size=BLOCK)
+    other_tier = fill(g2, kvbm.TokenBlockSequence(list(range(2 * BLOCK)), BLOCK))
     cases = [
         ([extra[0], extra[1], "not a block"], TypeError, "item 2 is a str"),
         ([extra[0], extra[1], held[0].downgrade()], TypeError, "expected ImmutableBlock"),
         ([extra[0], extra[1], released], kvbm.InvalidHandle, "already released"),
         ([extra[0], extra[1], extra[0]], kvbm.InvalidHandle, "listed twice"),
+        ([extra[0], extra[1], foreign[0]], kvbm.ForeignBlock, "another manager"),
+        ([extra[0], extra[1], other_tier[0]], kvbm.ForeignBlock, "another tier"),
     ]
     for bad, error, message in cases:
         with pytest.raises(error, match=message):
             manager.release_blocks(bad)
         assert all(b.valid for b in extra), message
+        assert foreign[0].valid and other_tier[0].valid
         assert snapshot(manager, held) == before
     manager.release_blocks(iter(extra))  # an iterable, through PySequence_Fast
     assert not any(b.valid for b in extra)
