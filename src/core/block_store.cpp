@@ -612,9 +612,13 @@ std::size_t BlockStore::acquire_each(std::span<const SequenceHash> hashes, Looku
       emit(*ref);
       ++found;
     }
+    // These two counters are written only here, under the pool lock: one writer at a time, so
+    // a load and a store keep them exact for lock-free readers, without two locked
+    // read-modify-writes per call (a tenth of a held 8-block match).
+    requested.store(requested.load(std::memory_order_relaxed) + hashes.size(),
+                    std::memory_order_relaxed);
+    returned.store(returned.load(std::memory_order_relaxed) + found, std::memory_order_relaxed);
   }
-  requested.fetch_add(hashes.size(), std::memory_order_relaxed);
-  returned.fetch_add(found, std::memory_order_relaxed);
   metrics_.inflight_immutable.fetch_add(static_cast<std::int64_t>(found),
                                         std::memory_order_relaxed);
   return found;
