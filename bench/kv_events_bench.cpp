@@ -83,20 +83,25 @@ void label(benchmark::State& state, const std::string& workload, Sink s) {
   state.SetLabel("events/" + workload + "/none/" + std::to_string(state.range(0)));
 }
 
+// One lifecycle of `batch` blocks: allocate, complete from the next TokenBlocks, register, drop
+// one by one. `staged` is the caller's reused buffer.
+void lifecycle_once(Manager& manager, const std::vector<kvbm::TokenBlock>& blocks, std::size_t batch,
+                    std::size_t& next, std::vector<Complete>& staged) {
+  auto fresh = manager.allocate_blocks(batch);
+  for (auto& block : *fresh) {
+    staged.push_back(std::move(block).complete(blocks[next]));
+    next = (next + 1) % blocks.size();
+  }
+  auto registered = manager.register_blocks(std::move(staged));
+  staged.clear();
+  while (!registered.empty()) registered.pop_back();
+}
+
 void run_lifecycle(benchmark::State& state, Manager& manager, const std::vector<kvbm::TokenBlock>& blocks,
                    std::size_t batch, std::size_t& next) {
   std::vector<Complete> staged;
   staged.reserve(batch);
-  for (auto _ : state) {
-    auto fresh = manager.allocate_blocks(batch);
-    for (auto& block : *fresh) {
-      staged.push_back(std::move(block).complete(blocks[next]));
-      next = (next + 1) % blocks.size();
-    }
-    auto registered = manager.register_blocks(std::move(staged));
-    staged.clear();
-    while (!registered.empty()) registered.pop_back();
-  }
+  for (auto _ : state) lifecycle_once(manager, blocks, batch, next, staged);
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch));
 }
 
@@ -180,16 +185,7 @@ void paired(benchmark::State& state, const std::string& workload, Sink s) {
   staged.reserve(batch);
   auto run = [&](Manager& manager, std::size_t& next) {
     const auto start = std::chrono::steady_clock::now();
-    for (std::size_t i = 0; i < kPairedRun; ++i) {
-      auto fresh = manager.allocate_blocks(batch);
-      for (auto& block : *fresh) {
-        staged.push_back(std::move(block).complete(blocks[next]));
-        next = (next + 1) % blocks.size();
-      }
-      auto registered = manager.register_blocks(std::move(staged));
-      staged.clear();
-      while (!registered.empty()) registered.pop_back();
-    }
+    for (std::size_t i = 0; i < kPairedRun; ++i) lifecycle_once(manager, blocks, batch, next, staged);
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   double floor_s = 0;
