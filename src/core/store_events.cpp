@@ -86,7 +86,6 @@ void StoreEvents::stored(BlockId id, const SequenceHash& hash) noexcept {
     std::uint32_t token_count = 0;
     if (want_tokens_ && slot_has_tokens_[id] != 0) {
       const std::size_t offset = pending_tokens_.size();
-      reserve_more(pending_tokens_, block_size_);  // nothing when reserve_stored() ran
       pending_tokens_.resize(offset + block_size_);  // not zeroed first: see TokenBuffer
       copy_tokens(pending_tokens_.data() + offset,
                   slot_tokens_.data() + std::size_t{id} * block_size_, block_size_);
@@ -133,17 +132,6 @@ void StoreEvents::collapse_to_cleared(std::size_t first) noexcept {
 void StoreEvents::cleared() noexcept {
   if (lost_) return;
   (void)append(KvEventKind::Cleared);
-}
-
-KvEventRecord* StoreEvents::append_growing(KvEventKind kind) noexcept {
-  try {
-    KvEventRecord& record = pending_.emplace_back();
-    record.kind = kind;
-    return &record;
-  } catch (...) {  // only where nothing was reserved; the resync restores the stream
-    lost_ = true;
-    return nullptr;
-  }
 }
 
 void StoreEvents::swap_out() noexcept {

@@ -30,7 +30,8 @@ namespace kvbm::detail {
 
 /// Room for `extra` more elements, growing geometrically: reserve(size() + extra) alone
 /// allocates exactly that, so a buffer that grows by one registration at a time would be
-/// reallocated and copied whole at every registration.
+/// reallocated and copied whole at every registration. (push_back and resize grow
+/// geometrically by themselves; only the reservations need this.)
 template <class Vector>
 [[gnu::noinline]] void grow_for(Vector& v, std::size_t extra) {
   v.reserve(std::max(v.size() + extra, 2 * v.capacity()));
@@ -156,12 +157,15 @@ class StoreEvents final : public EventPullSource {
   [[nodiscard]] KvEventRecord* append(KvEventKind kind) noexcept {
     // Filled in place: a record assembled on the stack and copied in is read back by wide
     // loads over its narrow field stores, which stalls store forwarding on every record.
-    if (pending_.size() == pending_.capacity()) [[unlikely]] return append_growing(kind);
-    KvEventRecord& record = pending_.emplace_back();
-    record.kind = kind;
-    return &record;
+    try {
+      KvEventRecord& record = pending_.emplace_back();
+      record.kind = kind;
+      return &record;
+    } catch (...) {  // only where nothing was reserved; the resync restores the stream
+      lost_ = true;
+      return nullptr;
+    }
   }
-  KvEventRecord* append_growing(KvEventKind kind) noexcept;
   Handoff claim_slow() noexcept;
   void deliver_slow(Handoff handoff) noexcept;
   void swap_out() noexcept;
