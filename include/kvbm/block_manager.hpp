@@ -380,7 +380,7 @@ namespace detail {
 /// and disarms it (BlockAccess), then hands them over here. Not for applications.
 struct BindingAccess {
   template <class Tier>
-  [[nodiscard]] static const BlockStore* pool(const BlockManager<Tier>& manager) noexcept {
+  [[nodiscard]] static BlockStore* pool(const BlockManager<Tier>& manager) noexcept {
     return manager.store_.get();
   }
   template <class Tier>

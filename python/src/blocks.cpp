@@ -350,7 +350,7 @@ void release_blocks(PyBlockManager& self, nb::handle blocks) {
   with_manager(self, [&](auto& manager) {
     using Tier = tier_of<decltype(manager)>;
     using Taken = std::pair<BlockId, std::uint32_t>;
-    const kvbm::detail::BlockStore* const pool = kvbm::detail::BindingAccess::pool(manager);
+    kvbm::detail::BlockStore* const pool = kvbm::detail::BindingAccess::pool(manager);
     // Everything the C++ call checks (live, this pool, each handle once) is checked here with
     // the GIL held. Each handle's (slot, generation) is taken and the handle disarmed in the
     // same pass (a second listing then finds it disarmed); the first bad one re-arms those
@@ -371,9 +371,8 @@ void release_blocks(PyBlockManager& self, nb::handle blocks) {
       return std::get_if<ImmutableBlock<Tier>>(&detail::payload<PyImmutableBlock>(items.items[i])->handle);
     };
     auto put_back = [&] {
-      auto* store = const_cast<kvbm::detail::BlockStore*>(pool);
       for (std::size_t j = 0; j < taken; ++j) {
-        kvbm::detail::BlockAccess::rearm(*handle_of(static_cast<Py_ssize_t>(j)), store);
+        kvbm::detail::BlockAccess::rearm(*handle_of(static_cast<Py_ssize_t>(j)), pool);
       }
     };
     PyTypeObject* const type = detail::bound_type<PyImmutableBlock>();
@@ -388,14 +387,16 @@ void release_blocks(PyBlockManager& self, nb::handle blocks) {
       ImmutableBlock<Tier>* handle = handle_of(i);
       const kvbm::detail::BlockStore* store = handle == nullptr ? nullptr : kvbm::detail::BlockAccess::store(*handle);
       if (store != pool) {
-        // Disarmed and listed earlier: taken earlier in this call. Empty: released before.
-        const bool twice = handle != nullptr && store == nullptr &&
-                           std::find(items.items, items.items + i, item) != items.items + i;
-        const bool released = detail::payload<PyImmutableBlock>(item)->handle.index() == 0;
+        // A handle naming no pool was taken earlier in this call (listed twice) or moved from;
+        // an empty wrapper was released before; no handle of this tier: another tier's block.
+        const bool disarmed = handle != nullptr && store == nullptr;
+        const bool twice = disarmed && std::find(items.items, items.items + i, item) != items.items + i;
+        const bool released =
+            disarmed || detail::payload<PyImmutableBlock>(item)->handle.index() == 0;
         const bool other_tier = handle == nullptr && !released;
         put_back();
         if (twice) throw InvalidHandle("release_blocks: the same ImmutableBlock is listed twice");
-        if (released || (handle != nullptr && store == nullptr)) {
+        if (released) {
           throw InvalidHandle("release_blocks: an ImmutableBlock was already released (closed, "
                               "consumed, or passed to a batch call)");
         }
