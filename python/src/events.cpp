@@ -231,9 +231,6 @@ double window_ms_of(const KvEventBatching& b) { return static_cast<double>(b.win
 
 #if defined(KVBM_PYTHON_EVENTS)
 constexpr bool kHasZmq = true;
-ZmqEventPublisher& publisher(PyZmqEventPublisher& self) {
-  return static_cast<ZmqEventPublisher&>(*self.sink);  // made only by its __init__
-}
 #else
 constexpr bool kHasZmq = false;
 [[noreturn]] void no_zmq() {
@@ -242,6 +239,19 @@ constexpr bool kHasZmq = false;
       "and msgpack-cxx at build time: scripts/install-deps.sh)");
 }
 #endif
+
+// fn(the publisher). Without ZeroMQ no instance exists (__init__ raises), and a call raises the
+// same error; fn takes `auto&`, so there its body is never instantiated (nor linked).
+template <class R, class Fn>
+R with_publisher(PyZmqEventPublisher& self, const Fn& fn) {
+#if defined(KVBM_PYTHON_EVENTS)
+  return fn(static_cast<ZmqEventPublisher&>(*self.sink));  // made only by its __init__
+#else
+  (void)self;
+  (void)fn;
+  no_zmq();
+#endif
+}
 
 }  // namespace
 
@@ -449,53 +459,37 @@ void bind_events(nb::module_& m) {
       .def(
           "flush",
           [](PyZmqEventPublisher& self) {
-#if defined(KVBM_PYTHON_EVENTS)
-            nb::gil_scoped_release release;
-            publisher(self).flush();
-#else
-            (void)self;
-            no_zmq();
-#endif
+            with_publisher<void>(self, [](auto& publisher) {
+              nb::gil_scoped_release release;
+              publisher.flush();
+            });
           },
           "Returns (GIL released) once everything queued before the call has been sent.")
       .def(
           "stats",
           [](PyZmqEventPublisher& self) {
-            nb::dict out;
-#if defined(KVBM_PYTHON_EVENTS)
-            const ZmqEventPublisher::Stats s = publisher(self).stats();
-            out["events_published"] = s.events_published;
-            out["batches_published"] = s.batches_published;
-            out["batches_dropped"] = s.batches_dropped;
-            out["events_dropped"] = s.events_dropped;
-#else
-            (void)self;
-            no_zmq();
-#endif
-            return out;
+            return with_publisher<nb::dict>(self, [](auto& publisher) {
+              const auto s = publisher.stats();
+              nb::dict out;
+              out["events_published"] = s.events_published;
+              out["batches_published"] = s.batches_published;
+              out["batches_dropped"] = s.batches_dropped;
+              out["events_dropped"] = s.events_dropped;
+              return out;
+            });
           },
           nb::sig("def stats(self) -> dict[str, int]"),
           "events_published, batches_published, batches_dropped, events_dropped.")
       .def_prop_ro(
           "endpoint",
-          [](PyZmqEventPublisher& self) -> std::string {
-#if defined(KVBM_PYTHON_EVENTS)
-            return publisher(self).endpoint();
-#else
-            (void)self;
-            no_zmq();
-#endif
+          [](PyZmqEventPublisher& self) {
+            return with_publisher<std::string>(self, [](auto& p) { return p.endpoint(); });
           },
           "The PUB endpoint after the rank offset (tcp port 0: the port bound).")
       .def_prop_ro(
           "replay_endpoint",
-          [](PyZmqEventPublisher& self) -> std::string {
-#if defined(KVBM_PYTHON_EVENTS)
-            return publisher(self).replay_endpoint();
-#else
-            (void)self;
-            no_zmq();
-#endif
+          [](PyZmqEventPublisher& self) {
+            return with_publisher<std::string>(self, [](auto& p) { return p.replay_endpoint(); });
           },
           "The replay endpoint after the rank offset; \"\" without one.");
 }
