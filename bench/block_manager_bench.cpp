@@ -16,6 +16,11 @@
 //   scan_matches/lru/n, weak_upgrade*, pin_clone
 //   scaling/*/pool                       per-op cost at pools of 1K, 64K and 1M blocks
 //   */threads:2                          two threads on one manager
+//   paired/match_active_vs_floor/<b>/n[/appending]  held-chain match (returning a vector, or
+//                                        appending to a reused one) alternating with its floor
+//                                        of one probe + one refcount pair per block; counter
+//                                        `ratio` = match / floor, robust to host noise
+//   paired/eviction_heavy_vs_lru/<b>/batch  eviction_heavy on <b> alternating with LRU; `ratio`
 // transfer_bench.cpp adds TransferEngine (host) throughput vs memcpy and DeviceBlockTable sync
 // bytes per step vs table size.
 #include <absl/container/flat_hash_map.h>
@@ -23,6 +28,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
@@ -597,6 +603,112 @@ std::vector<const Backend*> available_backends() {
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Paired runs: two loops alternate within one benchmark, kPairedRun iterations each, timed apart,
+// and the counter `ratio` is (time of b) / (time of a). On a shared host the separate rows of a
+// workload and its floor move by 20-50 % between runs; noise lands on both sides of a pair alike.
+
+constexpr int kPairedRun = 64;
+
+template <class A, class B>
+void run_paired(benchmark::State& state, std::size_t per_iteration, A&& a, B&& b) {
+  const auto timed = [](auto& loop) {
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < kPairedRun; ++i) loop();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  double a_s = 0;
+  double b_s = 0;
+  for (auto _ : state) {
+    a_s += timed(a);
+    const double t = timed(b);
+    b_s += t;
+    state.SetIterationTime(t);  // the reported time: side b
+  }
+  const double runs = static_cast<double>(state.iterations()) * kPairedRun;
+  state.SetItemsProcessed(static_cast<std::int64_t>(runs * static_cast<double>(per_iteration)));
+  state.counters["ratio"] = a_s > 0 ? b_s / a_s : 0;
+  state.counters["a_ns_per_block"] = 1e9 * a_s / (runs * static_cast<double>(per_iteration));
+}
+
+// a: what the API contract implies for a held-chain match, with bare structures: per block one
+// probe, one push and one reference-count increment, then one decrement per dropped result.
+// b: match_blocks of the held chain and the drop of its results; `appending`: the form that
+// appends to a vector the caller reuses (cleared after each match) instead of returning one.
+void paired_match_active(benchmark::State& state, const Backend& backend, bool appending) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto hashes = token_chain(n);
+  HashIndex index;
+  for (std::uint32_t i = 0; i < n; ++i) index.emplace(hashes[i], i);
+  std::vector<std::atomic<std::uint64_t>> counts(n);
+  for (auto& c : counts) c.store(1);
+  std::vector<std::uint32_t> out;
+  out.reserve(n);
+  auto manager = make_manager(backend, 2 * n);
+  const auto held = register_chain(manager, hashes);
+  std::vector<Immutable> reused;
+  run_paired(
+      state, n,
+      [&] {
+        out.clear();
+        for (const auto& h : hashes) {
+          const auto it = index.find(h);
+          if (it == index.end()) break;
+          counts[it->second].fetch_add(1, std::memory_order_relaxed);
+          out.push_back(it->second);
+        }
+        benchmark::DoNotOptimize(out.data());
+        while (!out.empty()) {
+          benchmark::DoNotOptimize(counts[out.back()].fetch_sub(1, std::memory_order_acq_rel));
+          out.pop_back();
+        }
+      },
+      [&] {
+        if (appending) {
+          benchmark::DoNotOptimize(manager.match_blocks(hashes, reused));
+          reused.clear();
+        } else {
+          auto matched = manager.match_blocks(hashes);
+          benchmark::DoNotOptimize(matched.data());
+        }
+      });
+}
+
+// The same workload on an LRU manager (a) and on `backend`'s (b): ratio = backend / LRU.
+template <class Setup, class Loop>
+void paired_vs_lru(benchmark::State& state, const Backend& backend, std::size_t per_iteration,
+                   Setup setup, Loop loop) {
+  auto lru = setup(lru_backend());
+  auto other = setup(backend);
+  run_paired(state, per_iteration, [&] { loop(lru); }, [&] { loop(other); });
+}
+
+struct EvictionRig {
+  Manager manager;
+  std::uint64_t counter = 0;
+  std::vector<Complete> staged;
+};
+
+void paired_eviction_vs_lru(benchmark::State& state, const Backend& backend) {
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  paired_vs_lru(
+      state, backend, batch,
+      [&](const Backend& b) {
+        auto rig = std::make_unique<EvictionRig>(EvictionRig{make_manager(b, kEvictionPool), 0, {}});
+        fill_with_inactive(rig->manager, rig->counter);
+        rig->staged.reserve(batch);
+        return rig;
+      },
+      [&](std::unique_ptr<EvictionRig>& rig) {
+        auto blocks = rig->manager.allocate_blocks(batch);
+        for (auto& block : *blocks)
+          rig->staged.push_back(std::move(block).stage(unique_hash(++rig->counter), kBlockSize));
+        auto registered = rig->manager.register_blocks(std::move(rig->staged));
+        rig->staged.clear();
+        drop_tail_first(registered);
+      });
+}
+
 void register_all() {
   using benchmark::RegisterBenchmark;
   // Google Benchmark appends each argument to the name ("floor/match" + Arg(8) is
@@ -641,6 +753,24 @@ void register_all() {
       ->Threads(2)
       ->UseRealTime();
   RegisterBenchmark("threads/lifecycle/lru/32", threads_lifecycle)->Threads(2)->UseRealTime();
+
+  for (const bool appending : {false, true}) {
+    for (const Backend* backend : {&lru_backend(), &kLruTinyLfu}) {
+      const std::string name = std::string("paired/match_active_vs_floor/") + backend->name +
+                               (appending ? "/appending" : "");
+      RegisterBenchmark(name.c_str(), paired_match_active, *backend, appending)
+          ->Apply(chains)
+          ->UseManualTime();
+    }
+  }
+  for (const Backend* backend : available_backends()) {
+    if (backend->kind == kvbm::EvictionBackend::Lru) continue;
+    RegisterBenchmark(("paired/eviction_heavy_vs_lru/" + backend->name).c_str(),
+                      paired_eviction_vs_lru, *backend)
+        ->Arg(1)
+        ->Arg(32)
+        ->UseManualTime();
+  }
 }
 
 }  // namespace

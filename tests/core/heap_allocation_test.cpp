@@ -74,5 +74,38 @@ TEST(HeapAllocation, PerCycleCountDoesNotGrowWithBatchSize) {
   }
 }
 
+TEST(HeapAllocation, AppendingMatchIntoAReusedVectorAllocatesNothing) {
+  auto manager = BlockManager<G1>::builder()
+                     .block_count(64)
+                     .block_size(kTestBlockSize)
+                     .registry(BlockRegistry::builder()
+                                   .frequency_tracker(FrequencyTrackingCapacity::Small)
+                                   .build())
+                     .build();
+  std::vector<SequenceHash> hashes;
+  for (std::uint64_t i = 0; i < 32; ++i) hashes.push_back(synth_hash(100 + i, 0));
+  auto blocks = manager.allocate_blocks(hashes.size()).value();
+  std::vector<CompleteBlock<G1>> staged;
+  for (std::size_t i = 0; i < hashes.size(); ++i) {
+    staged.push_back(std::move(blocks[i]).stage(hashes[i], manager.block_size()));
+  }
+  auto held = manager.register_blocks(std::move(staged));
+  while (held.size() > 16) held.pop_back();  // the rest is cached: matching revives it, dropping caches it
+  std::vector<ImmutableBlock<G1>> reused;
+  EXPECT_EQ(manager.match_blocks(hashes, reused), hashes.size());  // sizes `reused` once
+  reused.clear();
+  g_allocations.store(0);
+  g_counting.store(true);
+  for (int i = 0; i < 16; ++i) {
+    const std::size_t found = manager.match_blocks(hashes, reused);
+    reused.clear();
+    if (found != hashes.size()) break;
+  }
+  g_counting.store(false);
+  EXPECT_EQ(g_allocations.load(), 0u);
+  EXPECT_EQ(manager.match_blocks(hashes, reused), hashes.size());
+  manager.check_invariants();
+}
+
 }  // namespace
 }  // namespace kvbm::test

@@ -121,6 +121,50 @@ TEST(Matching, EmptyInputReturnsEmpty) {
   EXPECT_EQ(f.metered.tracker->total(), 0u);
 }
 
+TEST(Matching, AppendingFormKeepsEarlierBlocksAndMatchesLikeTheReturningForm) {
+  // Block 1 is cached, block 3 is missing: the prefix is blocks 0..2, one revived.
+  ChainFixture f({true, false, true, true});
+  f.held[3]->set_evict_on_reset(true);
+  f.held[3].reset();  // freed, not cached
+  std::vector<ImmutableBlock<G1>> out;
+  const auto earlier = f.m().match_blocks(one(f.h(0)));
+  out.push_back(earlier[0]);
+  const std::vector<SequenceHash> hashes{f.h(0), f.h(1), f.h(2), f.h(3)};
+  EXPECT_EQ(f.m().match_blocks(hashes, out), 3u);
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[0].block_id(), f.ids[0]);  // the caller's element is untouched
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(out[1 + i].block_id(), f.ids[i]);
+    EXPECT_EQ(out[1 + i].sequence_hash(), f.h(i));
+  }
+  EXPECT_EQ(f.metered.tracker->touches(f.h(1)), 1u);  // one touch per returned block
+  const auto s = f.m().metrics();
+  EXPECT_EQ(s.inflight_immutable, 2 /*held*/ + 1 /*earlier*/ + 4 /*out*/);
+  EXPECT_EQ(s.inactive_pool_size, 0);
+  const auto returning = f.m().match_blocks(hashes);
+  ASSERT_EQ(returning.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(returning[i].block_id(), out[1 + i].block_id());
+  // A total miss appends nothing; an appending caller's vector grows geometrically.
+  EXPECT_EQ(f.m().match_blocks(one(synth_hash(999, 0)), out), 0u);
+  EXPECT_EQ(out.size(), 4u);
+  out.clear();
+  f.held.clear();
+  f.m().check_invariants();
+  EXPECT_EQ(f.m().metrics().inflight_immutable, 1 /*earlier*/ + 3 /*returning*/);
+}
+
+TEST(Matching, AppendingFormOnAMovedFromManagerThrowsAndKeepsTheVector) {
+  auto m = create_test_manager(10);
+  auto held = test::register_token_block(m, iota_block(0));
+  std::vector<ImmutableBlock<G1>> out;
+  out.push_back(held);
+  auto moved = std::move(m);
+  EXPECT_THROW((void)m.match_blocks(one(iota_block(0).sequence_hash()), out), InvalidHandle);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].block_id(), held.block_id());
+  EXPECT_EQ(moved.match_blocks(one(iota_block(0).sequence_hash()), out), 1u);
+}
+
 TEST(SingleLockMatch, MixedActiveInactivePrefixReturnsFullLength) {
   auto f = ChainFixture({true, true, false, false, true, true});
   EXPECT_EQ(f.m().metrics().inactive_pool_size, 2);
