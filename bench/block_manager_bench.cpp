@@ -15,7 +15,8 @@
 //   eviction_heavy/<b>/batch             the same on a full cache: every allocation evicts
 //   scan_matches/lru/n, weak_upgrade*, pin_clone
 //   scaling/*/pool                       per-op cost at pools of 1K, 64K and 1M blocks
-//   */threads:2                          two threads on one manager
+//   threads/*/threads:1|2                one and two threads on one manager (`disjoint`: a chain
+//                                        per thread), and the contract floors of the same
 //   paired/match_active_vs_floor/<b>/n[/appending]  held-chain match (returning a vector, or
 //                                        appending to a reused one) alternating with its floor
 //                                        of one probe + one refcount pair per block; counter
@@ -543,20 +544,27 @@ void scaling_eviction(benchmark::State& state) {
 struct SharedMatch {
   std::optional<Manager> manager;
   std::vector<SequenceHash> hashes;
+  std::vector<SequenceHash> other;
   std::vector<Immutable> held;
 };
 SharedMatch g_shared_match;
 
-void threads_match_active(benchmark::State& state) {
+// `disjoint`: each thread matches a chain of its own (no block shared between the threads).
+void threads_match_active(benchmark::State& state, bool disjoint) {
   constexpr std::size_t n = 32;
   set_floor(state, floor_name("match", n));
   if (state.thread_index() == 0) {
-    g_shared_match.manager.emplace(make_manager(lru_backend(), 2 * n));
+    g_shared_match.manager.emplace(make_manager(lru_backend(), 4 * n));
     g_shared_match.hashes = token_chain(n);
+    g_shared_match.other = token_chain(n, kSalt + 1);
     g_shared_match.held = register_chain(*g_shared_match.manager, g_shared_match.hashes);
+    auto other = register_chain(*g_shared_match.manager, g_shared_match.other);
+    for (auto& block : other) g_shared_match.held.push_back(std::move(block));
   }
+  const auto& hashes =
+      disjoint && state.thread_index() == 1 ? g_shared_match.other : g_shared_match.hashes;
   for (auto _ : state) {
-    auto matched = g_shared_match.manager->match_blocks(g_shared_match.hashes);
+    auto matched = g_shared_match.manager->match_blocks(hashes);
     benchmark::DoNotOptimize(matched.data());
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
@@ -564,6 +572,53 @@ void threads_match_active(benchmark::State& state) {
     // Other threads are past the loop's end barrier; their handles are gone.
     g_shared_match.held.clear();
   }
+}
+
+// The contract floor of threads_match_active with bare structures: per block one probe of a
+// shared index, one push, one increment and (at the drop) one decrement of that block's count.
+// `same`: both threads match one chain, so they update the same counts, as two requests sharing
+// a prefix do; the counts' cache lines then move between the cores on every block. `disjoint`:
+// a chain per thread. `+gauge`: every drop also decrements one shared gauge, as ImmutableBlock
+// does inflight_immutable. Scaling from one thread to two bounds what the manager can reach.
+struct SharedFloor {
+  std::vector<SequenceHash> hashes;
+  HashIndex index;
+  std::vector<std::atomic<std::uint64_t>> counts;
+};
+std::optional<SharedFloor> g_shared_floor;
+
+std::atomic<std::int64_t> g_shared_gauge{0};
+
+void floor_threads_match(benchmark::State& state, bool disjoint, bool gauge) {
+  constexpr std::size_t n = 32;
+  if (state.thread_index() == 0) {
+    g_shared_floor.emplace();
+    g_shared_floor->hashes = token_chain(n);
+    const auto second = token_chain(n, kSalt + 1);
+    g_shared_floor->hashes.insert(g_shared_floor->hashes.end(), second.begin(), second.end());
+    g_shared_floor->counts = std::vector<std::atomic<std::uint64_t>>(2 * n);
+    for (std::uint32_t i = 0; i < 2 * n; ++i) g_shared_floor->index.emplace(g_shared_floor->hashes[i], i);
+  }
+  std::vector<std::uint32_t> out;
+  out.reserve(n);
+  const std::size_t first = disjoint && state.thread_index() == 1 ? n : 0;
+  for (auto _ : state) {
+    SharedFloor& f = *g_shared_floor;
+    for (std::size_t b = first; b < first + n; ++b) {
+      const auto& h = f.hashes[b];
+      const auto it = f.index.find(h);
+      if (it == f.index.end()) break;
+      f.counts[it->second].fetch_add(1, std::memory_order_relaxed);
+      out.push_back(it->second);
+    }
+    benchmark::DoNotOptimize(out.data());
+    for (const std::uint32_t i : out) {
+      if (gauge) g_shared_gauge.fetch_sub(1, std::memory_order_relaxed);
+      benchmark::DoNotOptimize(f.counts[i].fetch_sub(1, std::memory_order_acq_rel));
+    }
+    out.clear();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
 }
 
 std::optional<Manager> g_shared_lifecycle;
@@ -749,9 +804,24 @@ void register_all() {
   RegisterBenchmark("pin_clone", pin_clone);
   RegisterBenchmark("scaling/match_inactive", scaling_match_inactive)->Apply(pools);
   RegisterBenchmark("scaling/eviction_heavy", scaling_eviction)->Apply(pools);
-  RegisterBenchmark("threads/match_blocks_active_hit/lru/32", threads_match_active)
+  RegisterBenchmark("threads/match_blocks_active_hit/lru/32", threads_match_active, false)
+      ->Threads(1)
       ->Threads(2)
       ->UseRealTime();
+  RegisterBenchmark("threads/match_blocks_active_hit/lru/disjoint/32", threads_match_active, true)
+      ->Threads(1)
+      ->Threads(2)
+      ->UseRealTime();
+  for (const bool disjoint : {false, true}) {
+    for (const bool gauge : {false, true}) {
+      const std::string name = std::string("threads/floor/match_refcount") +
+                               (disjoint ? "/disjoint" : "/same") + (gauge ? "+gauge" : "") + "/32";
+      RegisterBenchmark(name.c_str(), floor_threads_match, disjoint, gauge)
+          ->Threads(1)
+          ->Threads(2)
+          ->UseRealTime();
+    }
+  }
   RegisterBenchmark("threads/lifecycle/lru/32", threads_lifecycle)->Threads(2)->UseRealTime();
 
   for (const bool appending : {false, true}) {
