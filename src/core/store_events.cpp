@@ -49,7 +49,7 @@ StoreEvents::StoreEvents(const EventSettings& settings, ManagerId manager,
     slot_has_tokens_.resize(block_count);
   }
   slot_keys_.resize(block_count);
-  slot_wire_.resize(block_count);
+  if (!pull_) slot_wire_.resize(block_count);  // pull: the drain hashes the records instead
   pending_.reserve(256);
   out_.reserve(256);
   if (want_tokens_) {
@@ -99,10 +99,12 @@ void StoreEvents::stored(BlockId id, const SequenceHash& hash) noexcept {
     }
     // Filled in place, as in append().
     KvEventRecord& record = pending_.emplace_back();
-    const SlotWire& wire = slot_wire_[id];
     record.hash = hash;
-    record.block_hash = wire.block;
-    record.parent_hash = wire.parent;
+    if (!pull_) {  // pull: left zero for the drain to fill (no read of a per-slot line here)
+      const SlotWire& wire = slot_wire_[id];
+      record.block_hash = wire.block;
+      record.parent_hash = wire.parent;
+    }
     record.token_offset = token_offset;
     record.token_count = token_count;
     record.keys = key_index;

@@ -112,7 +112,7 @@ class StoreEvents final : public EventPullSource {
     if (!reports(hash) || lost_) return;
     if (KvEventRecord* record = append(KvEventKind::Removed)) {
       record->hash = hash;
-      record->block_hash = slot_wire_[id].block;
+      if (!pull_) record->block_hash = slot_wire_[id].block;
     }
   }
   /// Replaces every record from index `first` on (removals of one drain) by one Cleared.
@@ -191,7 +191,7 @@ class StoreEvents final : public EventPullSource {
   struct SlotWire {
     std::uint64_t block = 0, parent = 0;
   };
-  std::vector<SlotWire> slot_wire_;  // block_count: wire hashes of the hash staged last
+  std::vector<SlotWire> slot_wire_;  // push only, block_count: wire hashes of the hash staged last
 
   std::vector<KvEventRecord> pending_;     // guarded by the pool mutex
   TokenBuffer pending_tokens_;
