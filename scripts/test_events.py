@@ -158,6 +158,7 @@ def scenario(binary: str, tmp: str, name: str, args: list[str], block_size: int,
     pub, rep = f"ipc://{tmp}/{name}-pub", f"ipc://{tmp}/{name}-replay"
     dump = os.path.join(tmp, f"{name}-dump.txt")
     live = ctx.socket(zmq.SUB)
+    live.setsockopt(zmq.RECONNECT_IVL, 10)  # join soon after the replay binds
     live.setsockopt(zmq.RCVHWM, 0)
     live.setsockopt(zmq.SUBSCRIBE, b"kvbm")
     live.connect(pub)
@@ -167,6 +168,7 @@ def scenario(binary: str, tmp: str, name: str, args: list[str], block_size: int,
     leaver = ctx.socket(zmq.SUB)  # reads one batch, then disconnects
 
     leaver.setsockopt(zmq.SUBSCRIBE, b"")
+    leaver.setsockopt(zmq.RECONNECT_IVL, 10)
     leaver.setsockopt(zmq.RCVTIMEO, 30000)
     leaver.connect(pub)
 
@@ -181,7 +183,10 @@ def scenario(binary: str, tmp: str, name: str, args: list[str], block_size: int,
     leaving.start()
 
     cmd = [binary, *args, "--json", "--no-progress", "--kv-events", pub, "--kv-events-replay", rep,
-           "--kv-events-topic", "kvbm", "--kv-events-linger-ms", "20000", "--cache-dump", dump]
+           "--kv-events-topic", "kvbm", "--kv-events-linger-ms", "20000", "--cache-dump", dump,
+           # the live subscribers below connect before the replay binds; without a wait, a short
+           # replay could publish everything before they join (ZeroMQ's slow joiner)
+           "--kv-events-wait-ms", "1500"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     text = ""
     for line in proc.stdout:  # the report is printed before the sockets linger

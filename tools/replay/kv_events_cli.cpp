@@ -20,6 +20,13 @@ void add_kv_events_flags(CLI::App& app, KvEventsOptions& options) {
   app.add_option("--kv-events-linger-ms", options.linger_ms,
                  "keep the event sockets serving this long after the replay ends")
       ->check(CLI::NonNegativeNumber);
+  // A PUB socket drops what it sends before a subscriber has joined, and a subscriber that
+  // connected first still needs a reconnect round (100 ms by default) once the endpoint is bound:
+  // a short replay can publish everything before then.
+  app.add_option("--kv-events-wait-ms", options.wait_ms,
+                 "after binding the event sockets, wait this long before the replay starts, so "
+                 "subscribers that connect at startup see the first batch")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--cache-dump", options.cache_dump,
                  "write the wire hash of every block matchable in G1 at the end (decimal, one "
                  "per line, ascending)");
@@ -49,6 +56,7 @@ ReplayKvEvents::ReplayKvEvents(const KvEventsOptions& options, ReplayConfig& con
   events.topic = options.topic;
   impl_->publisher = std::make_shared<ZmqEventPublisher>(events);
   config.event_sink = impl_->publisher;
+  if (options.wait_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(options.wait_ms));
 #else
   throw std::runtime_error("--kv-events: this kvbm-replay was built without kvbm::events "
                            "(ZeroMQ/msgpack not found at configure time)");

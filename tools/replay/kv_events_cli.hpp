@@ -4,6 +4,8 @@
 // --kv-events-replay ENDPOINT   its replay ROUTER socket (replay and snapshot requests)
 // --kv-events-topic TOPIC       the first frame of every batch (default "")
 // --kv-events-linger-ms N       keep both sockets serving N ms after the report is printed
+// --kv-events-wait-ms N         wait N ms after binding before the replay starts, so subscribers
+//                               that connect at startup see its first batch
 // --cache-dump FILE             at the end, the wire hash of every block matchable in G1,
 //                               decimal, one per line, ascending (works without --kv-events)
 // Built into the kvbm-replay executable only: the publisher needs kvbm::events, which a build
@@ -25,6 +27,7 @@ struct KvEventsOptions {
   std::string replay_endpoint;
   std::string topic;
   int linger_ms = 0;
+  int wait_ms = 0;
   std::string cache_dump;
   [[nodiscard]] bool any() const { return !endpoint.empty() || !cache_dump.empty(); }
 };
