@@ -22,6 +22,9 @@
 //                                        of one probe + one refcount pair per block; counter
 //                                        `ratio` = match / floor, robust to host noise
 //   paired/eviction_heavy_vs_lru/<b>/batch  eviction_heavy on <b> alternating with LRU; `ratio`
+//   paired/revive_{drop,release}_vs_lru/<b>/n  16 cached chains revived by match_blocks and given
+//                                        back one handle at a time or by release_blocks, on <b>
+//                                        alternating with LRU; `ratio`
 // transfer_bench.cpp adds TransferEngine (host) throughput vs memcpy and DeviceBlockTable sync
 // bytes per step vs table size.
 #include <absl/container/flat_hash_map.h>
@@ -767,6 +770,43 @@ void paired_eviction_vs_lru(benchmark::State& state, const Backend& backend) {
       });
 }
 
+// Revive cached chains and give them back (match_blocks_inactive_hit, then bulk_drop's or
+// bulk_release's release, both timed) on LRU (a) and on `backend` (b): ratio = backend / LRU.
+struct CachedChainsRig {
+  Manager manager;
+  std::vector<std::vector<SequenceHash>> chains;
+  std::vector<std::vector<Immutable>> batches;
+};
+
+void paired_revive_release_vs_lru(benchmark::State& state, const Backend& backend, Release how) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  paired_vs_lru(
+      state, backend, n * kDropBatches,
+      [&](const Backend& b) {
+        auto rig = std::make_unique<CachedChainsRig>(
+            CachedChainsRig{make_manager(b, 2 * n * kDropBatches), {}, {}});
+        for (std::size_t k = 0; k < kDropBatches; ++k) {
+          rig->chains.push_back(token_chain(n, kSalt + k));
+          auto blocks = register_chain(rig->manager, rig->chains.back());
+          drop_tail_first(blocks);
+        }
+        rig->batches.resize(kDropBatches);
+        return rig;
+      },
+      [&](std::unique_ptr<CachedChainsRig>& rig) {
+        for (std::size_t k = 0; k < kDropBatches; ++k) {
+          rig->batches[k] = rig->manager.match_blocks(rig->chains[k]);
+        }
+        for (auto& batch : rig->batches) {
+          if (how == Release::Batch) {
+            rig->manager.release_blocks(std::move(batch));
+          } else {
+            batch.clear();
+          }
+        }
+      });
+}
+
 void register_all() {
   using benchmark::RegisterBenchmark;
   // Google Benchmark appends each argument to the name ("floor/match" + Arg(8) is
@@ -842,6 +882,14 @@ void register_all() {
                       paired_eviction_vs_lru, *backend)
         ->Arg(1)
         ->Arg(32)
+        ->UseManualTime();
+    RegisterBenchmark(("paired/revive_drop_vs_lru/" + backend->name).c_str(),
+                      paired_revive_release_vs_lru, *backend, Release::OneByOne)
+        ->Apply(chains)
+        ->UseManualTime();
+    RegisterBenchmark(("paired/revive_release_vs_lru/" + backend->name).c_str(),
+                      paired_revive_release_vs_lru, *backend, Release::Batch)
+        ->Apply(chains)
         ->UseManualTime();
   }
 }
