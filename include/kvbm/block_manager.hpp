@@ -18,7 +18,6 @@
 // InvalidHandle.
 #pragma once
 
-#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -30,6 +29,7 @@
 #include <vector>
 
 #include "kvbm/blocks.hpp"
+#include "kvbm/detail/reserve_more.hpp"
 #include "kvbm/eviction.hpp"
 #include "kvbm/fence.hpp"
 #include "kvbm/kv_events.hpp"
@@ -262,12 +262,8 @@ class BlockManager {
   /// Longest contiguous prefix of `hashes` held by this pool (live or cached; cached blocks are
   /// revived). Stops at the first miss. One frequency touch per returned block.
   [[nodiscard]] std::vector<Immutable> match_blocks(std::span<const SequenceHash> hashes) {
-    live("BlockManager::match_blocks");
     std::vector<Immutable> out;
-    out.reserve(hashes.size());
-    store_->match_prefix(hashes,
-                         [&](const detail::ImmutableRef& ref) { out.push_back(make_immutable(ref)); });
-    store_->touch_all(hashes.first(out.size()));
+    match_blocks(hashes, out);
     return out;
   }
 
@@ -279,9 +275,7 @@ class BlockManager {
   /// leaves `out` and the pool as they were.
   std::size_t match_blocks(std::span<const SequenceHash> hashes, std::vector<Immutable>& out) {
     live("BlockManager::match_blocks");
-    if (out.capacity() - out.size() < hashes.size()) {  // geometric: appending calls stay linear
-      out.reserve(std::max(out.size() + hashes.size(), 2 * out.capacity()));
-    }
+    detail::reserve_more(out, hashes.size());  // geometric: appending calls stay linear
     const std::size_t found = store_->match_prefix(
         hashes, [&](const detail::ImmutableRef& ref) { out.push_back(make_immutable(ref)); });
     store_->touch_all(hashes.first(found));

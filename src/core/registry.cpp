@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "kvbm/detail/reserve_more.hpp"
 #include "kvbm/errors.hpp"
 #include "kvbm/tinylfu.hpp"
 #include "registry_core.hpp"
@@ -76,7 +77,7 @@ RegistryEntry* RegistryCore::acquire_locked(Shard& shard, std::uint32_t index,
   // Both allocations happen before anything changes: a bad_alloc leaves the shard as it was.
   shard.map.reserve_one();
   if (shard.free_list == nullptr) {
-    shard.chunks.reserve(shard.chunks.size() + 1);
+    reserve_more(shard.chunks, 1);
     auto chunk = std::make_unique<RegistryEntry[]>(kChunk);
     for (std::size_t i = 0; i < kChunk; ++i) {
       chunk[i].next_free = shard.free_list;

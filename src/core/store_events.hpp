@@ -13,7 +13,6 @@
 // once per staging, before the lock is taken (stage_wire).
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstdint>
@@ -24,22 +23,10 @@
 #include <utility>
 #include <vector>
 
+#include "kvbm/detail/reserve_more.hpp"
 #include "kvbm/kv_events.hpp"
 
 namespace kvbm::detail {
-
-/// Room for `extra` more elements, growing geometrically: reserve(size() + extra) alone
-/// allocates exactly that, so a buffer that grows by one registration at a time would be
-/// reallocated and copied whole at every registration. (push_back and resize grow
-/// geometrically by themselves; only the reservations need this.)
-template <class Vector>
-[[gnu::noinline]] void grow_for(Vector& v, std::size_t extra) {
-  v.reserve(std::max(v.size() + extra, 2 * v.capacity()));
-}
-template <class Vector>
-inline void reserve_more(Vector& v, std::size_t extra) {
-  if (v.capacity() - v.size() < extra) [[unlikely]] grow_for(v, extra);
-}
 
 /// Makes resize() default-initialise (for tokens: leave unwritten) instead of zeroing the room a
 /// copy is about to fill.
