@@ -32,7 +32,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
@@ -49,6 +48,7 @@
 #include <vector>
 
 #include "kvbm/kvbm.hpp"
+#include "paired.hpp"
 
 namespace {
 
@@ -665,31 +665,17 @@ std::vector<const Backend*> available_backends() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Paired runs: two loops alternate within one benchmark, kPairedRun iterations each, timed apart,
-// and the counter `ratio` is (time of b) / (time of a). On a shared host the separate rows of a
-// workload and its floor move by 20-50 % between runs; noise lands on both sides of a pair alike.
+// Paired runs (bench/paired.hpp): kPairedRun iterations of loop a, then of loop b, per benchmark
+// iteration; counter `ratio` = time of b / time of a.
 
-constexpr int kPairedRun = 64;
+constexpr std::size_t kPairedRun = 64;
 
 template <class A, class B>
 void run_paired(benchmark::State& state, std::size_t per_iteration, A&& a, B&& b) {
-  const auto timed = [](auto& loop) {
-    const auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < kPairedRun; ++i) loop();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
-  double a_s = 0;
-  double b_s = 0;
-  for (auto _ : state) {
-    a_s += timed(a);
-    const double t = timed(b);
-    b_s += t;
-    state.SetIterationTime(t);  // the reported time: side b
-  }
+  const auto seconds = kvbm::bench::run_paired(state, kPairedRun, a, b, [] {});
   const double runs = static_cast<double>(state.iterations()) * kPairedRun;
   state.SetItemsProcessed(static_cast<std::int64_t>(runs * static_cast<double>(per_iteration)));
-  state.counters["ratio"] = a_s > 0 ? b_s / a_s : 0;
-  state.counters["a_ns_per_block"] = 1e9 * a_s / (runs * static_cast<double>(per_iteration));
+  state.counters["a_ns_per_block"] = 1e9 * seconds.a / (runs * static_cast<double>(per_iteration));
 }
 
 // a: what the API contract implies for a held-chain match, with bare structures: per block one

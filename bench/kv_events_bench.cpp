@@ -20,7 +20,6 @@
 #include <benchmark/benchmark.h>
 
 #include <atomic>
-#include <chrono>
 #include <future>
 #include <memory>
 #include <numeric>
@@ -30,6 +29,7 @@
 
 #include "kvbm/kvbm.hpp"
 #include "kvbm/kv_events.hpp"
+#include "paired.hpp"
 
 namespace {
 
@@ -201,25 +201,16 @@ void paired(benchmark::State& state, const std::string& workload, Sink s) {
   std::size_t next_sink = 0;
   std::vector<Complete> staged;
   staged.reserve(batch);
-  auto run = [&](Manager& manager, std::size_t& next) {
-    const auto start = std::chrono::steady_clock::now();
-    for (std::size_t i = 0; i < kPairedRun; ++i) lifecycle_once(manager, blocks, batch, next, staged);
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
-  double floor_s = 0;
-  double sink_s = 0;
-  for (auto _ : state) {
-    floor_s += run(floor, next_floor);
-    const double t = run(with_sink, next_sink);
-    sink_s += t;
-    state.SetIterationTime(t);  // the reported time: the sink side's run
-    // Untimed: the drains the sink side asked for run now, not in the next no-sink run (a drain
-    // that runs while the sink side runs stays in its time).
-    if (batching != nullptr) batching->flush();
-  }
+  const auto seconds = kvbm::bench::run_paired(
+      state, kPairedRun, [&] { lifecycle_once(floor, blocks, batch, next_floor, staged); },
+      [&] { lifecycle_once(with_sink, blocks, batch, next_sink, staged); },
+      // Untimed: the drains the sink side asked for run now, not in the next no-sink run (a
+      // drain that runs while the sink side runs stays in its time).
+      [&] {
+        if (batching != nullptr) batching->flush();
+      });
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kPairedRun * batch));
-  state.counters["ratio"] = floor_s > 0 ? sink_s / floor_s : 0;
-  state.counters["floor_ns"] = 1e9 * floor_s / static_cast<double>(state.iterations() * kPairedRun);
+  state.counters["floor_ns"] = 1e9 * seconds.a / static_cast<double>(state.iterations() * kPairedRun);
   state.SetLabel("events/paired/" + workload + "/none/" + std::to_string(batch));
   quit.set_value();
   second.join();
