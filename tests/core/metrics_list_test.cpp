@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <type_traits>
 
 #include "kvbm/detail/block_store.hpp"
 #include "kvbm/metrics.hpp"
@@ -19,7 +20,16 @@ constexpr std::size_t kListed = 0 KVBM_METRICS(KVBM_TEST_COUNT, KVBM_TEST_COUNT)
 TEST(MetricsList, SnapshotHasExactlyTheListedFields) {
   // Every field is 8 bytes: a field declared outside the list would change the size.
   EXPECT_EQ(sizeof(MetricsSnapshot), kListed * 8);
-  EXPECT_EQ(sizeof(detail::StoreMetrics), kListed * sizeof(std::atomic<std::uint64_t>));
+  // The live side: one 8-byte atomic per entry, except the gauges striped per thread.
+  std::size_t striped = 0;
+#define KVBM_TEST_COUNT_STRIPED(name, meaning) striped += detail::striped_gauge(#name) ? 1 : 0;
+  KVBM_METRICS(KVBM_TEST_COUNT_STRIPED, KVBM_TEST_COUNT_STRIPED)
+#undef KVBM_TEST_COUNT_STRIPED
+  EXPECT_EQ(striped, 1u);  // inflight_immutable
+  EXPECT_TRUE(
+      (std::is_same_v<decltype(detail::StoreMetrics::inflight_immutable), detail::StripedGauge>));
+  EXPECT_TRUE(
+      (std::is_same_v<decltype(detail::StoreMetrics::inflight_mutable), std::atomic<std::int64_t>>));
   EXPECT_EQ(kListed, 21u);  // update with the list; catches an entry lost in an edit
 }
 
@@ -36,9 +46,10 @@ TEST(MetricsList, NamesAreUniqueAndEveryEntryHasAMeaning) {
 TEST(MetricsList, SnapshotCopiesEveryCounterAndGauge) {
   detail::StoreMetrics live;
   std::int64_t next = 1;
-  // Distinct values (gauges negative), so a field copied from the wrong atomic shows.
+  // Distinct values (gauges negative), so a field copied from the wrong atomic shows. Added to
+  // the fresh zeros: a striped gauge has no store().
 #define KVBM_TEST_SET_COUNTER(name, meaning) live.name.store(static_cast<std::uint64_t>(next++));
-#define KVBM_TEST_SET_GAUGE(name, meaning) live.name.store(-(next++));
+#define KVBM_TEST_SET_GAUGE(name, meaning) live.name.fetch_add(-(next++));
   KVBM_METRICS(KVBM_TEST_SET_COUNTER, KVBM_TEST_SET_GAUGE)
 #undef KVBM_TEST_SET_COUNTER
 #undef KVBM_TEST_SET_GAUGE

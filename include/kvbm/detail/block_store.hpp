@@ -23,10 +23,13 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "kvbm/detail/function_ref.hpp"
+#include "kvbm/detail/striped_gauge.hpp"
 #include "kvbm/errors.hpp"
 #include "kvbm/fence.hpp"
 #include "kvbm/metrics.hpp"
@@ -78,10 +81,15 @@ struct StoreConfig {
   const EventSettings* events = nullptr;  ///< null: no event sink (costs nothing)
 };
 
+/// Gauges that every thread dropping a handle changes, once per block: striped per thread (see
+/// striped_gauge.hpp). The others change under the pool lock or per call, and stay one atomic.
+constexpr bool striped_gauge(std::string_view name) noexcept { return name == "inflight_immutable"; }
+
 /// Live metrics (the fields of KVBM_METRICS); relaxed atomics, read through snapshot().
 struct StoreMetrics {
 #define KVBM_METRICS_COUNTER_ATOMIC(name, meaning) std::atomic<std::uint64_t> name{0};
-#define KVBM_METRICS_GAUGE_ATOMIC(name, meaning) std::atomic<std::int64_t> name{0};
+#define KVBM_METRICS_GAUGE_ATOMIC(name, meaning) \
+  std::conditional_t<striped_gauge(#name), StripedGauge, std::atomic<std::int64_t>> name{};
   KVBM_METRICS(KVBM_METRICS_COUNTER_ATOMIC, KVBM_METRICS_GAUGE_ATOMIC)
 #undef KVBM_METRICS_COUNTER_ATOMIC
 #undef KVBM_METRICS_GAUGE_ATOMIC
