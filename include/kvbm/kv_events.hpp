@@ -68,8 +68,10 @@ struct KvEventBatching {
   std::chrono::microseconds window{10'000};  ///< oldest record waits at most this long
   std::size_t max_events = 1024;             ///< at most this many records per batch
   /// BatchingEventSink: a manager holding this many undrained records asks for an early drain
-  /// (0: 4 * max_events). Each drain wakes the sink's thread; larger values wake it less often
-  /// but let the manager's buffer outgrow the caches.
+  /// (0: 16 * max_events). Each drain wakes the sink's thread and hands the manager back a
+  /// buffer the sink's core last touched; larger values do both less often, and a manager then
+  /// holds up to this many records (about 48 bytes each, plus block_size token ids for a
+  /// Stored) in each of its two buffers. Below the full rate, the window drains first.
   std::size_t drain_threshold = 0;
 };
 
