@@ -8,7 +8,9 @@
 // <sink>: none (no sink: the baseline, and each label names it as the floor), callback (a
 // counting CallbackEventSink that wants tokens), batching (BatchingEventSink over the same, the
 // manager drained by the sink's thread), batching-drain1x / -drain4x (the same with the drain
-// threshold at 1 and 4 batches instead of the default 16: lifecycle and eviction only).
+// threshold at 1 and 4 batches instead of the default 16: lifecycle and eviction only),
+// publisher (a ZmqEventPublisher on an ipc socket nobody reads: its batching thread drains the
+// manager, its publisher thread encodes and sends; paired rows only, when kvbm::events is built).
 // Ratios sink/none at batch 32 are the target (<= 1.2x).
 //   events/paired/<workload>/<sink>/32 the no-sink and the sink manager alternate within the run,
 //                                      kPairedRun iterations each, timed apart; counter `ratio`
@@ -29,6 +31,11 @@
 
 #include "kvbm/kvbm.hpp"
 #include "kvbm/kv_events.hpp"
+#ifdef KVBM_BENCH_HAS_PUBLISHER
+#include <unistd.h>
+
+#include "kvbm/events/zmq_publisher.hpp"
+#endif
 #include "paired.hpp"
 
 namespace {
@@ -38,7 +45,7 @@ using Immutable = kvbm::ImmutableBlock<kvbm::G1>;
 using Complete = kvbm::CompleteBlock<kvbm::G1>;
 constexpr std::uint32_t kBlockSize = 16;
 
-enum class Sink { None, Callback, Batching, BatchingDrain1x, BatchingDrain4x };
+enum class Sink { None, Callback, Batching, BatchingDrain1x, BatchingDrain4x, Publisher };
 const char* name(Sink s) {
   switch (s) {
     case Sink::None: return "none";
@@ -46,6 +53,7 @@ const char* name(Sink s) {
     case Sink::Batching: return "batching";
     case Sink::BatchingDrain1x: return "batching-drain1x";
     case Sink::BatchingDrain4x: return "batching-drain4x";
+    case Sink::Publisher: return "publisher";
   }
   return "?";
 }
@@ -59,6 +67,15 @@ std::shared_ptr<kvbm::KvEventSink> make_sink(Sink s) {
     benchmark::DoNotOptimize(*count);
   });
   if (s == Sink::Callback) return counting;
+#ifdef KVBM_BENCH_HAS_PUBLISHER
+  if (s == Sink::Publisher) {  // ipc PUB without a subscriber: encoding and sending are the work
+    static int instance = 0;
+    kvbm::KvEventsConfig config;
+    config.endpoint = "ipc:///tmp/kvbm-events-bench-" + std::to_string(::getpid()) + "-" +
+                      std::to_string(instance++);
+    return std::make_shared<kvbm::ZmqEventPublisher>(config);
+  }
+#endif
   kvbm::KvEventBatching batching;
   if (s == Sink::BatchingDrain1x) batching.drain_threshold = batching.max_events;
   if (s == Sink::BatchingDrain4x) batching.drain_threshold = 4 * batching.max_events;
@@ -190,6 +207,9 @@ void paired(benchmark::State& state, const std::string& workload, Sink s) {
   auto floor = make_manager(Sink::None, pool, /*reset_on_release=*/!eviction);
   const auto sink = make_sink(s);
   auto* const batching = dynamic_cast<kvbm::BatchingEventSink*>(sink.get());
+#ifdef KVBM_BENCH_HAS_PUBLISHER
+  auto* const publisher = dynamic_cast<kvbm::ZmqEventPublisher*>(sink.get());
+#endif
   auto with_sink = make_manager(sink, pool, /*reset_on_release=*/!eviction);
   const auto blocks = eviction ? chain(2 * pool + batch, 7) : chain(batch, 0);
   // Both sides run in a process with more than one thread, as in any engine: while a process
@@ -209,6 +229,9 @@ void paired(benchmark::State& state, const std::string& workload, Sink s) {
       // drain that runs while the sink side runs stays in its time).
       [&] {
         if (batching != nullptr) batching->flush();
+#ifdef KVBM_BENCH_HAS_PUBLISHER
+        if (publisher != nullptr) publisher->flush();
+#endif
       });
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kPairedRun * batch));
   state.counters["floor_ns"] = 1e9 * seconds.a / static_cast<double>(state.iterations() * kPairedRun);
@@ -230,7 +253,12 @@ const bool registered = [] {
     benchmark::RegisterBenchmark(("events/lifecycle/" + sink).c_str(), lifecycle, s)->Arg(32);
     benchmark::RegisterBenchmark(("events/eviction_heavy/" + sink).c_str(), eviction_heavy, s)->Arg(32);
   }
-  for (Sink s : {Sink::Callback, Sink::Batching, Sink::BatchingDrain1x, Sink::BatchingDrain4x}) {
+  std::vector<Sink> paired_sinks{Sink::Callback, Sink::Batching, Sink::BatchingDrain1x,
+                                 Sink::BatchingDrain4x};
+#ifdef KVBM_BENCH_HAS_PUBLISHER
+  paired_sinks.push_back(Sink::Publisher);
+#endif
+  for (Sink s : paired_sinks) {
     for (const std::string workload : {"lifecycle", "eviction_heavy"}) {
       benchmark::RegisterBenchmark(("events/paired/" + workload + "/" + name(s)).c_str(),
                                    [workload, s](benchmark::State& st) { paired(st, workload, s); })

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -88,14 +89,18 @@ struct ZmqEventPublisher::Impl {
   zmq::socket_t pub{context, zmq::socket_type::pub};
   std::optional<zmq::socket_t> router;
 
-  // Shared with the callers of on_events.
+  // Shared with the callers of on_events and the batching thread.
   mutable std::mutex mutex;
   std::condition_variable wake, done;
   KvEventBuffer incoming;
   std::chrono::steady_clock::time_point oldest{};
   std::uint64_t received = 0, delivered = 0;
   bool flush_requested = false, stop = false;
+  bool send_now = false;  // a batch the batching thread already windowed: no second window
   Stats stats;
+  /// Drains the managers attached to the publisher; declared last so that it is destroyed
+  /// first, delivering its last batches into `incoming` while everything else still lives.
+  std::shared_ptr<BatchingEventSink> batcher;
 
   // Publisher thread only.
   std::uint64_t next_seq = 0;
@@ -369,6 +374,26 @@ struct ZmqEventPublisher::Impl {
     }
   }
 
+  // ---- the queue (callers of on_events, the batching thread) ----
+  /// `windowed`: the batching thread already held these records for a window; send them now.
+  void enqueue(const KvEventView& view, bool windowed) {
+    bool urgent = false;
+    {
+      std::lock_guard lock{mutex};
+      if (incoming.appends() >= config.max_queue_size) {
+        stats.batches_dropped += 1;
+        stats.events_dropped += view.records.size();
+        return;
+      }
+      if (incoming.empty()) oldest = std::chrono::steady_clock::now();
+      incoming.append(view);
+      ++received;
+      send_now = send_now || windowed;
+      urgent = windowed || incoming.size() >= config.batching.max_events;
+    }
+    if (urgent) wake.notify_one();
+  }
+
   // ---- the thread ----
   void run() {
     KvEventBuffer working;
@@ -382,7 +407,8 @@ struct ZmqEventPublisher::Impl {
               std::chrono::steady_clock::duration::zero(),
               oldest + config.batching.window - std::chrono::steady_clock::now());
         }
-        const bool urgent = stop || flush_requested || incoming.size() >= config.batching.max_events;
+        const bool urgent =
+            stop || flush_requested || send_now || incoming.size() >= config.batching.max_events;
         if (!urgent && !router) {
           wake.wait_for(lock, std::min<std::chrono::steady_clock::duration>(timeout, idle));
         }
@@ -393,17 +419,20 @@ struct ZmqEventPublisher::Impl {
         bool urgent = false;
         {
           std::lock_guard lock{mutex};
-          urgent = stop || flush_requested || incoming.size() >= config.batching.max_events;
+          urgent = stop || flush_requested || send_now ||
+                   incoming.size() >= config.batching.max_events;
         }
         zmq::poll(&item, 1, urgent ? std::chrono::milliseconds(0) : std::min(ms, std::chrono::milliseconds(idle)));
         answer_replays();
       }
       std::unique_lock lock{mutex};
-      const bool due = stop || flush_requested || incoming.size() >= config.batching.max_events ||
+      const bool due = stop || flush_requested || send_now ||
+                       incoming.size() >= config.batching.max_events ||
                        (!incoming.empty() &&
                         std::chrono::steady_clock::now() - oldest >= config.batching.window);
       if (!due) continue;
       flush_requested = false;
+      send_now = false;
       working.swap(incoming);
       const std::uint64_t taken = received;
       lock.unlock();
@@ -418,12 +447,50 @@ struct ZmqEventPublisher::Impl {
   }
 };
 
+namespace {
+// What the batching thread delivers to: the publisher's queue, each batch sent without a second
+// window (the batching sink already waited one).
+class QueueForward final : public KvEventSink {
+ public:
+  explicit QueueForward(std::function<void(const KvEventView&)> enqueue)
+      : enqueue_{std::move(enqueue)} {}
+  void on_events(const KvEventView& view) override { enqueue_(view); }
+
+ private:
+  std::function<void(const KvEventView&)> enqueue_;
+};
+}  // namespace
+
 ZmqEventPublisher::ZmqEventPublisher(KvEventsConfig config)
     : impl_{std::make_unique<Impl>(std::move(config))} {
   impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+  try {
+    impl_->batcher = std::make_shared<BatchingEventSink>(
+        std::make_shared<QueueForward>(
+            [impl = impl_.get()](const KvEventView& view) { impl->enqueue(view, true); }),
+        impl_->config.batching);
+  } catch (...) {
+    {
+      std::lock_guard lock{impl_->mutex};
+      impl_->stop = true;
+    }
+    impl_->wake.notify_all();
+    impl_->thread.join();
+    throw;
+  }
 }
 
+std::size_t ZmqEventPublisher::pull_threshold() const noexcept {
+  return impl_->batcher->pull_threshold();
+}
+void ZmqEventPublisher::attach(detail::EventPullSource& source) { impl_->batcher->attach(source); }
+void ZmqEventPublisher::detach(detail::EventPullSource& source) noexcept {
+  impl_->batcher->detach(source);
+}
+void ZmqEventPublisher::pull_requested(bool full) noexcept { impl_->batcher->pull_requested(full); }
+
 ZmqEventPublisher::~ZmqEventPublisher() {
+  impl_->batcher.reset();  // flushes what attached managers recorded into the queue, joins
   {
     std::lock_guard lock{impl_->mutex};
     impl_->stop = true;
@@ -432,24 +499,10 @@ ZmqEventPublisher::~ZmqEventPublisher() {
   impl_->thread.join();
 }
 
-void ZmqEventPublisher::on_events(const KvEventView& view) {
-  bool urgent = false;
-  {
-    std::lock_guard lock{impl_->mutex};
-    if (impl_->incoming.appends() >= impl_->config.max_queue_size) {
-      impl_->stats.batches_dropped += 1;
-      impl_->stats.events_dropped += view.records.size();
-      return;
-    }
-    if (impl_->incoming.empty()) impl_->oldest = std::chrono::steady_clock::now();
-    impl_->incoming.append(view);
-    ++impl_->received;
-    urgent = impl_->incoming.size() >= impl_->config.batching.max_events;
-  }
-  if (urgent) impl_->wake.notify_one();
-}
+void ZmqEventPublisher::on_events(const KvEventView& view) { impl_->enqueue(view, false); }
 
 void ZmqEventPublisher::flush() {
+  impl_->batcher->flush();  // what attached managers recorded is queued before `target` is read
   std::unique_lock lock{impl_->mutex};
   const std::uint64_t target = impl_->received;
   impl_->flush_requested = true;

@@ -345,23 +345,51 @@ TEST(ZmqEventPublisher, LiveFramesMatchTheReplayBuffer) {
   }
 }
 
+// The queue holds max_queue_size deliveries; beyond that a delivery is dropped and counted, and
+// the caller never waits. Deliveries made directly (on_events), with the publisher's window
+// holding them: 5 into a queue of 2.
 TEST(ZmqEventPublisher, FullQueueDropsAndCountsWithoutBlocking) {
   KvEventsConfig config;
   config.endpoint = ipc("pub");
   config.max_queue_size = 2;
-  config.batching.window = std::chrono::hours(1);  // nothing drains until flush()
+  config.batching.window = std::chrono::hours(1);  // nothing is sent until flush()
   config.batching.max_events = 1000;
   auto publisher = std::make_shared<ZmqEventPublisher>(config);
-  auto m = BlockManager<G1>::builder().block_count(8).block_size(test::kTestBlockSize)
-               .registry(test::make_registry()).event_sink(publisher).build();
-  std::vector<ImmutableBlock<G1>> held;
-  for (Token t = 0; t < 5; ++t) held.push_back(test::register_token_block(m, test::iota_block(t * 10)));
+  auto source = std::make_shared<KvEventSource>();
+  source->block_size = test::kTestBlockSize;
+  const std::shared_ptr<const KvEventSource> shared = source;
+  for (std::uint64_t i = 0; i < 5; ++i) {
+    KvEventRecord record;
+    record.kind = KvEventKind::Stored;
+    record.hash = SequenceHash::from_parts(i + 1, std::nullopt, 0);
+    record.block_hash = i + 1;
+    publisher->on_events(KvEventView{shared, std::span{&record, 1}, {}});
+  }
   auto stats = publisher->stats();
   EXPECT_EQ(stats.batches_dropped, 3u);
   EXPECT_EQ(stats.events_dropped, 3u);
   publisher->flush();
   stats = publisher->stats();
   EXPECT_EQ(stats.events_published, 2u);
+}
+
+// A manager built with the publisher only records; the publisher's batching thread drains it,
+// so its records reach the wire on flush() (or the window) without a delivery per transition.
+TEST(ZmqEventPublisher, ManagersArePulledAndFlushReachesTheirRecords) {
+  KvEventsConfig config;
+  config.endpoint = ipc("pub");
+  config.batching.window = std::chrono::hours(1);  // only flush() drains
+  auto publisher = std::make_shared<ZmqEventPublisher>(config);
+  EXPECT_TRUE(publisher->pulls());
+  EXPECT_EQ(publisher->pull_threshold(), 16u * config.batching.max_events);
+  auto m = BlockManager<G1>::builder().block_count(8).block_size(test::kTestBlockSize)
+               .registry(test::make_registry()).event_sink(publisher).build();
+  std::vector<ImmutableBlock<G1>> held;
+  for (Token t = 0; t < 5; ++t) held.push_back(test::register_token_block(m, test::iota_block(t * 10)));
+  EXPECT_EQ(publisher->stats().events_published, 0u);  // recorded in the pool, not yet drained
+  publisher->flush();
+  EXPECT_EQ(publisher->stats().events_published, 5u);
+  EXPECT_EQ(publisher->stats().batches_dropped, 0u);
   m.check_invariants();
   EXPECT_EQ(m.available_blocks(), 3u);
 }

@@ -31,10 +31,14 @@
 //     batch with seq < S: apply it, then the live batches with seq >= S.
 //   Anything else gets only the end marker. The buffer keeps the last buffer_steps batches.
 //
-// Ownership and threads: on_events copies the records into a bounded queue (max_queue_size
-// deliveries; beyond it the delivery is dropped and counted, never blocking the caller); one
-// publisher thread batches (KvEventBatching), encodes, sends and answers the replay socket.
-// Destruction flushes what was queued, then joins. All methods are thread-safe.
+// Ownership and threads: a pulling sink. Managers built with it only record, under their own
+// locks (no handoff, no copy, no sink call on the caller's thread); an internal
+// BatchingEventSink's thread drains them (window and max_events from KvEventBatching, early at
+// its drain_threshold) and hands each batch to a bounded queue (max_queue_size deliveries;
+// beyond it the batch is dropped and counted, never blocking anyone); the publisher thread
+// encodes, sends and answers the replay socket. on_events called directly (not by a manager)
+// queues the view itself, batched by the same window. flush() returns once everything recorded
+// before it was sent. Destruction flushes, then joins both threads. All methods are thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -88,7 +92,14 @@ class ZmqEventPublisher final : public KvEventSink {
   ZmqEventPublisher& operator=(const ZmqEventPublisher&) = delete;
 
   void on_events(const KvEventView& view) override;
-  /// Returns once everything queued before the call has been sent.
+  // The pull protocol, served by the internal batching sink (see the top of this file).
+  [[nodiscard]] bool pulls() const noexcept override { return true; }
+  [[nodiscard]] std::size_t pull_threshold() const noexcept override;
+  void attach(detail::EventPullSource& source) override;
+  void detach(detail::EventPullSource& source) noexcept override;
+  void pull_requested(bool full) noexcept override;
+  /// Returns once everything recorded (by attached managers) or queued before the call has
+  /// been sent.
   void flush();
   [[nodiscard]] Stats stats() const;
   /// The endpoints after the rank offset (for tcp port 0: the port actually bound).
