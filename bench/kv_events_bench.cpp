@@ -12,7 +12,9 @@
 // publisher (a ZmqEventPublisher on an ipc socket nobody reads: its batching thread drains the
 // manager, its publisher thread encodes and sends; paired rows only, when kvbm::events is built).
 // Ratios sink/none at batch 32 are the target (<= 1.2x).
-//   events/paired/<workload>/<sink>/32 the no-sink and the sink manager alternate within the run,
+//   events/paired/<workload>/<sink>/32 the no-sink and the sink manager alternate within the run
+//                                      (lifecycle, eviction_heavy; match_active, match_inactive
+//                                      with the callback and batching sinks),
 //                                      kPairedRun iterations each, timed apart; counter `ratio`
 //                                      is sink time / no-sink time. Noise on a shared host (a
 //                                      neighbour, a frequency change) lands on both sides alike,
@@ -240,6 +242,39 @@ void paired(benchmark::State& state, const std::string& workload, Sink s) {
   second.join();
 }
 
+// The same pairing for matches, which record nothing: a held chain matched and the result
+// dropped (match_active), or a cached chain revived and given back (match_inactive).
+void paired_match(benchmark::State& state, const std::string& workload, Sink s) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  auto floor = make_manager(Sink::None, 2 * n, false);
+  const auto sink = make_sink(s);
+  auto with_sink = make_manager(sink, 2 * n, false);
+  const auto blocks = chain(n, 0);
+  const auto hashes = hashes_of(blocks);
+  std::vector<Immutable> held_floor = register_all(floor, blocks);
+  std::vector<Immutable> held_sink = register_all(with_sink, blocks);
+  if (workload == "match_inactive") {  // cached, not held: every match revives the chain
+    held_floor.clear();
+    held_sink.clear();
+  }
+  std::promise<void> quit;  // a multi-threaded process, as in paired()
+  std::thread second([done = quit.get_future()]() mutable { done.wait(); });
+  std::vector<Immutable> out;
+  out.reserve(n);
+  const auto match_once = [&](Manager& m) {
+    m.match_blocks(hashes, out);
+    benchmark::DoNotOptimize(out.data());
+    out.clear();
+  };
+  const auto seconds = kvbm::bench::run_paired(
+      state, kPairedRun, [&] { match_once(floor); }, [&] { match_once(with_sink); }, [] {});
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kPairedRun * n));
+  state.counters["floor_ns"] = 1e9 * seconds.a / static_cast<double>(state.iterations() * kPairedRun);
+  state.SetLabel("events/paired/" + workload + "/none/" + std::to_string(n));
+  quit.set_value();
+  second.join();
+}
+
 const bool registered = [] {
   for (Sink s : {Sink::None, Sink::Callback, Sink::Batching}) {
     const std::string sink = name(s);
@@ -262,6 +297,15 @@ const bool registered = [] {
     for (const std::string workload : {"lifecycle", "eviction_heavy"}) {
       benchmark::RegisterBenchmark(("events/paired/" + workload + "/" + name(s)).c_str(),
                                    [workload, s](benchmark::State& st) { paired(st, workload, s); })
+          ->Arg(32)
+          ->UseManualTime();
+    }
+  }
+  for (Sink s : {Sink::Callback, Sink::Batching}) {
+    for (const std::string workload : {"match_active", "match_inactive"}) {
+      benchmark::RegisterBenchmark(
+          ("events/paired/" + workload + "/" + name(s)).c_str(),
+          [workload, s](benchmark::State& st) { paired_match(st, workload, s); })
           ->Arg(32)
           ->UseManualTime();
     }
