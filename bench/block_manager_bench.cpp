@@ -37,14 +37,12 @@
 #include <deque>
 #include <cstdlib>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
 #include <numeric>
 #include <optional>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "kvbm/kvbm.hpp"
@@ -889,10 +887,9 @@ int main(int argc, char** argv) {
   // take cheaper paths while a process has a single thread (shared_ptr counts without locked
   // instructions, and mutexes measured 25-35 % cheaper here); an engine never runs single-threaded,
   // so this shows what the same code costs there. The floors use atomics directly either way.
-  std::promise<void> quit;
-  std::thread idle;
+  std::optional<kvbm::bench::IdleThread> idle;
   if (const char* v = std::getenv("KVBM_BENCH_IDLE_THREAD"); v != nullptr && *v != '\0' && *v != '0') {
-    idle = std::thread([done = quit.get_future()]() mutable { done.wait(); });
+    idle.emplace();
   }
   register_all();
   register_transfer_benchmarks();
@@ -900,9 +897,5 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  if (idle.joinable()) {
-    quit.set_value();
-    idle.join();
-  }
   return 0;
 }

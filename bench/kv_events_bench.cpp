@@ -24,11 +24,9 @@
 #include <benchmark/benchmark.h>
 
 #include <atomic>
-#include <future>
 #include <memory>
 #include <numeric>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "kvbm/kvbm.hpp"
@@ -202,6 +200,16 @@ void match_inactive(benchmark::State& state, Sink s) {
 // holds at most a quarter of its records; short enough that host noise spans both sides.
 constexpr std::size_t kPairedRun = 1024;
 
+// Blocks per second of the sink side, the no-sink side's time per lifecycle or match, and the
+// no-sink row named as the pair's baseline.
+void report_pair(benchmark::State& state, const kvbm::bench::PairedSeconds& seconds,
+                 const std::string& workload, std::size_t blocks) {
+  const auto runs = state.iterations() * kPairedRun;
+  state.SetItemsProcessed(static_cast<std::int64_t>(runs * blocks));
+  state.counters["floor_ns"] = 1e9 * seconds.a / static_cast<double>(runs);
+  state.SetLabel("events/paired/" + workload + "/none/" + std::to_string(blocks));
+}
+
 void paired(benchmark::State& state, const std::string& workload, Sink s) {
   const auto batch = static_cast<std::size_t>(state.range(0));
   const bool eviction = workload == "eviction_heavy";
@@ -218,8 +226,7 @@ void paired(benchmark::State& state, const std::string& workload, Sink s) {
   // has a single thread, glibc takes its mutexes without locked instructions, which made the
   // no-sink side ~30 % cheaper than in the batching pairs (whose sink thread makes the process
   // multi-threaded) and compared the sink kinds under different mutex costs.
-  std::promise<void> quit;
-  std::thread second([done = quit.get_future()]() mutable { done.wait(); });
+  const kvbm::bench::IdleThread second;
   std::size_t next_floor = 0;
   std::size_t next_sink = 0;
   std::vector<Complete> staged;
@@ -235,11 +242,7 @@ void paired(benchmark::State& state, const std::string& workload, Sink s) {
         if (publisher != nullptr) publisher->flush();
 #endif
       });
-  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kPairedRun * batch));
-  state.counters["floor_ns"] = 1e9 * seconds.a / static_cast<double>(state.iterations() * kPairedRun);
-  state.SetLabel("events/paired/" + workload + "/none/" + std::to_string(batch));
-  quit.set_value();
-  second.join();
+  report_pair(state, seconds, workload, batch);
 }
 
 // The same pairing for matches, which record nothing: a held chain matched and the result
@@ -257,8 +260,7 @@ void paired_match(benchmark::State& state, const std::string& workload, Sink s) 
     held_floor.clear();
     held_sink.clear();
   }
-  std::promise<void> quit;  // a multi-threaded process, as in paired()
-  std::thread second([done = quit.get_future()]() mutable { done.wait(); });
+  const kvbm::bench::IdleThread second;  // a multi-threaded process, as in paired()
   std::vector<Immutable> out;
   out.reserve(n);
   const auto match_once = [&](Manager& m) {
@@ -268,11 +270,7 @@ void paired_match(benchmark::State& state, const std::string& workload, Sink s) 
   };
   const auto seconds = kvbm::bench::run_paired(
       state, kPairedRun, [&] { match_once(floor); }, [&] { match_once(with_sink); }, [] {});
-  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kPairedRun * n));
-  state.counters["floor_ns"] = 1e9 * seconds.a / static_cast<double>(state.iterations() * kPairedRun);
-  state.SetLabel("events/paired/" + workload + "/none/" + std::to_string(n));
-  quit.set_value();
-  second.join();
+  report_pair(state, seconds, workload, n);
 }
 
 const bool registered = [] {

@@ -11,8 +11,29 @@
 
 #include <chrono>
 #include <cstddef>
+#include <future>
+#include <thread>
 
 namespace kvbm::bench {
+
+/// One more thread, asleep until destroyed. While a process has a single thread, glibc and
+/// libstdc++ take cheaper paths (mutexes without locked instructions, shared_ptr counts without
+/// atomics); an engine never runs single-threaded, so a benchmark that holds one measures what
+/// the code costs there.
+class IdleThread {
+ public:
+  IdleThread() : thread_{[done = quit_.get_future()]() mutable { done.wait(); }} {}
+  ~IdleThread() {
+    quit_.set_value();
+    thread_.join();
+  }
+  IdleThread(const IdleThread&) = delete;
+  IdleThread& operator=(const IdleThread&) = delete;
+
+ private:
+  std::promise<void> quit_;  // declared first: the thread waits on its future
+  std::thread thread_;
+};
 
 struct PairedSeconds {
   double a = 0;  ///< total seconds of side a

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -395,6 +394,11 @@ struct ZmqEventPublisher::Impl {
   }
 
   // ---- the thread ----
+  /// Under `mutex`: what is queued must go out now, without waiting for its window.
+  [[nodiscard]] bool urgent_locked() const {
+    return stop || flush_requested || send_now || incoming.size() >= config.batching.max_events;
+  }
+
   void run() {
     KvEventBuffer working;
     const auto idle = std::chrono::milliseconds(10);
@@ -407,9 +411,7 @@ struct ZmqEventPublisher::Impl {
               std::chrono::steady_clock::duration::zero(),
               oldest + config.batching.window - std::chrono::steady_clock::now());
         }
-        const bool urgent =
-            stop || flush_requested || send_now || incoming.size() >= config.batching.max_events;
-        if (!urgent && !router) {
+        if (!urgent_locked() && !router) {
           wake.wait_for(lock, std::min<std::chrono::steady_clock::duration>(timeout, idle));
         }
       }
@@ -419,15 +421,13 @@ struct ZmqEventPublisher::Impl {
         bool urgent = false;
         {
           std::lock_guard lock{mutex};
-          urgent = stop || flush_requested || send_now ||
-                   incoming.size() >= config.batching.max_events;
+          urgent = urgent_locked();
         }
         zmq::poll(&item, 1, urgent ? std::chrono::milliseconds(0) : std::min(ms, std::chrono::milliseconds(idle)));
         answer_replays();
       }
       std::unique_lock lock{mutex};
-      const bool due = stop || flush_requested || send_now ||
-                       incoming.size() >= config.batching.max_events ||
+      const bool due = urgent_locked() ||
                        (!incoming.empty() &&
                         std::chrono::steady_clock::now() - oldest >= config.batching.window);
       if (!due) continue;
@@ -447,26 +447,13 @@ struct ZmqEventPublisher::Impl {
   }
 };
 
-namespace {
-// What the batching thread delivers to: the publisher's queue, each batch sent without a second
-// window (the batching sink already waited one).
-class QueueForward final : public KvEventSink {
- public:
-  explicit QueueForward(std::function<void(const KvEventView&)> enqueue)
-      : enqueue_{std::move(enqueue)} {}
-  void on_events(const KvEventView& view) override { enqueue_(view); }
-
- private:
-  std::function<void(const KvEventView&)> enqueue_;
-};
-}  // namespace
-
 ZmqEventPublisher::ZmqEventPublisher(KvEventsConfig config)
     : impl_{std::make_unique<Impl>(std::move(config))} {
   impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
   try {
+    // The batching thread delivers into the queue, each batch sent without a second window.
     impl_->batcher = std::make_shared<BatchingEventSink>(
-        std::make_shared<QueueForward>(
+        std::make_shared<CallbackEventSink>(
             [impl = impl_.get()](const KvEventView& view) { impl->enqueue(view, true); }),
         impl_->config.batching);
   } catch (...) {

@@ -44,10 +44,10 @@ class StripedGauge {
 
   // The std::atomic spellings, so a gauge can change representation without its call sites.
   void fetch_add(std::int64_t delta, std::memory_order = std::memory_order_relaxed) noexcept {
-    cells_[this_thread_cell_index() % kCells].value.fetch_add(delta, std::memory_order_relaxed);
+    mine().fetch_add(delta, std::memory_order_relaxed);
   }
   void fetch_sub(std::int64_t delta, std::memory_order = std::memory_order_relaxed) noexcept {
-    cells_[this_thread_cell_index() % kCells].value.fetch_sub(delta, std::memory_order_relaxed);
+    mine().fetch_sub(delta, std::memory_order_relaxed);
   }
   [[nodiscard]] std::int64_t load(std::memory_order = std::memory_order_relaxed) const noexcept {
     std::int64_t sum = 0;
@@ -56,6 +56,9 @@ class StripedGauge {
   }
 
  private:
+  std::atomic<std::int64_t>& mine() noexcept {
+    return cells_[this_thread_cell_index() % kCells].value;
+  }
   // 128, not 64: adjacent-line prefetchers pull lines in pairs, which would make neighbouring
   // cells share traffic after all.
   struct alignas(128) Cell {
