@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <span>
+#include <stdexcept>
 
 namespace kvbm::detail {
 namespace {
@@ -49,9 +51,15 @@ StoreEvents::StoreEvents(const EventSettings& settings, ManagerId manager,
     slot_has_tokens_.resize(block_count);
   }
   slot_keys_.resize(block_count);
-  if (!pull_) slot_wire_.resize(block_count);  // pull: the drain hashes the records instead
-  pending_.reserve(256);
-  out_.reserve(256);
+  if (pull_) {
+    compact_.reserve(256);
+    taken_.reserve(256);
+    out_.reserve(kExpandChunk);
+  } else {
+    slot_wire_.resize(block_count);
+    pending_.reserve(256);
+    out_.reserve(256);
+  }
   if (want_tokens_) {
     pending_tokens_.reserve(256 * block_size);
     out_tokens_.reserve(256 * block_size);
@@ -74,7 +82,11 @@ void StoreEvents::stage_tokens(BlockId id, std::span<const Token> tokens) noexce
 }
 
 void StoreEvents::reserve_stored(std::size_t count) {
-  reserve_more(pending_, count);
+  if (pull_) {
+    reserve_more(compact_, count);
+  } else {
+    reserve_more(pending_, count);
+  }
   if (want_tokens_) reserve_more(pending_tokens_, count * block_size_);
   reserve_more(pending_keys_, count);
 }
@@ -94,17 +106,26 @@ void StoreEvents::stored(BlockId id, const SequenceHash& hash) noexcept {
     }
     std::uint32_t key_index = 0;
     if (const auto& keys = slot_keys_[id]) {  // a sequence's blocks share one keys object
-      if (pending_keys_.empty() || pending_keys_.back() != keys) pending_keys_.push_back(keys);
+      if (pending_keys_.empty() || pending_keys_.back() != keys) {
+        if (pull_ && pending_keys_.size() >= kMaxKeys) throw std::length_error("kvbm: event keys");
+        pending_keys_.push_back(keys);
+      }
       key_index = static_cast<std::uint32_t>(pending_keys_.size());
     }
     // Filled in place, as in append().
+    if (pull_) {
+      PendingRecord& record = compact_.emplace_back();
+      record.hash = hash;
+      record.token_offset = token_offset;
+      record.bits = static_cast<std::uint32_t>(KvEventKind::Stored) |
+                    (token_count != 0 ? kHasTokens : 0) | key_index << kKeysShift;
+      return;
+    }
     KvEventRecord& record = pending_.emplace_back();
     record.hash = hash;
-    if (!pull_) {  // pull: left zero for the drain to fill (no read of a per-slot line here)
-      const SlotWire& wire = slot_wire_[id];
-      record.block_hash = wire.block;
-      record.parent_hash = wire.parent;
-    }
+    const SlotWire& wire = slot_wire_[id];
+    record.block_hash = wire.block;
+    record.parent_hash = wire.parent;
     record.token_offset = token_offset;
     record.token_count = token_count;
     record.keys = key_index;
@@ -117,9 +138,14 @@ void StoreEvents::stored(BlockId id, const SequenceHash& hash) noexcept {
 
 void StoreEvents::begin_resync(std::size_t matchable) {
   pending_.clear();
+  compact_.clear();
   pending_tokens_.clear();
   pending_keys_.clear();
-  pending_.reserve(matchable + 1);
+  if (pull_) {
+    compact_.reserve(matchable + 1);
+  } else {
+    pending_.reserve(matchable + 1);
+  }
   if (want_tokens_) pending_tokens_.reserve(matchable * block_size_);
   pending_keys_.reserve(matchable);
   lost_ = false;
@@ -127,17 +153,30 @@ void StoreEvents::begin_resync(std::size_t matchable) {
 }
 
 void StoreEvents::collapse_to_cleared(std::size_t first) noexcept {
-  pending_.resize(std::min(first, pending_.size()));  // shrinks: never allocates
+  // Shrinks: never allocates.
+  if (pull_) {
+    compact_.resize(std::min(first, compact_.size()));
+  } else {
+    pending_.resize(std::min(first, pending_.size()));
+  }
   cleared();
 }
 
 void StoreEvents::cleared() noexcept {
   if (lost_) return;
-  (void)append(KvEventKind::Cleared);
+  if (pull_) {
+    (void)append(compact_, KvEventKind::Cleared);
+  } else {
+    (void)append(pending_, KvEventKind::Cleared);
+  }
 }
 
 void StoreEvents::swap_out() noexcept {
-  pending_.swap(out_);
+  if (pull_) {
+    compact_.swap(taken_);  // out_ keeps its chunk
+  } else {
+    pending_.swap(out_);
+  }
   pending_tokens_.swap(out_tokens_);
   pending_keys_.swap(out_keys_);
   has_pending_.store(false, std::memory_order_relaxed);  // written only under the pool lock
@@ -147,7 +186,7 @@ Handoff StoreEvents::claim_slow() noexcept {
   if (pull_) {
     // Every record since the last drain is covered by one signal (the drain resets the flags
     // under this lock, so a record after it signals again).
-    if (!full_signaled_ && pending_.size() >= pull_threshold_) {
+    if (!full_signaled_ && compact_.size() >= pull_threshold_) {
       full_signaled_ = window_signaled_ = true;
       return Handoff::SignalFull;
     }
@@ -184,12 +223,27 @@ void StoreEvents::drain(const std::function<void(const KvEventView&)>& fn) noexc
     window_signaled_ = false;
     full_signaled_ = false;
   }
-  for (KvEventRecord& record : out_) {  // on the sink's thread, outside the pool lock
-    if (record.kind == KvEventKind::Cleared) continue;
-    record.block_hash = wire_hash(record.hash);
-    if (record.kind == KvEventKind::Stored) record.parent_hash = parent_wire_hash(record.hash).value_or(0);
+  hand_out(fn);  // on the sink's thread, outside the pool lock
+}
+
+void StoreEvents::expand(std::size_t first, std::size_t count) noexcept {
+  out_.clear();
+  for (const PendingRecord& pending : std::span(taken_).subspan(first, count)) {
+    const auto kind = static_cast<KvEventKind>(pending.bits & kKindMask);
+    KvEventRecord& record = out_.emplace_back();  // within the reserved chunk: no allocation
+    record.kind = kind;
+    if (kind == KvEventKind::Cleared) continue;
+    record.hash = pending.hash;
+    record.block_hash = wire_hash(pending.hash);
+    if (kind != KvEventKind::Stored) continue;
+    record.has_parent = pending.hash.position() != 0;
+    record.parent_hash = parent_wire_hash(pending.hash).value_or(0);
+    if ((pending.bits & kHasTokens) != 0) {
+      record.token_offset = pending.token_offset;
+      record.token_count = block_size_;
+    }
+    record.keys = pending.bits >> kKeysShift;
   }
-  hand_out(fn);
 }
 
 void StoreEvents::flush_out() noexcept {
@@ -198,12 +252,23 @@ void StoreEvents::flush_out() noexcept {
 
 template <class Fn>
 void StoreEvents::hand_out(const Fn& fn) noexcept {
-  if (!out_.empty()) {
+  // Expanded a chunk at a time into out_, whose capacity is fixed: delivery never allocates,
+  // and the expanded records stay in the delivering core's cache. Every view carries the whole
+  // token and key arrays, which its records index.
+  const auto view = [&] {
     try {
       fn(KvEventView{source_, out_, out_tokens_, out_keys_});
     } catch (...) {  // consumers must not throw; a pool transition cannot fail for one
     }
+  };
+  if (!pull_) {
+    if (!out_.empty()) view();
   }
+  for (std::size_t first = 0; first < taken_.size(); first += kExpandChunk) {
+    expand(first, std::min(kExpandChunk, taken_.size() - first));
+    view();
+  }
+  taken_.clear();
   out_.clear();
   out_tokens_.clear();
   out_keys_.clear();

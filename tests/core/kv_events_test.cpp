@@ -6,7 +6,8 @@
 // evict-on-reset, reset_inactive_pool) runs against a consumer that applies the events in
 // order. After every step (single thread: every step is a quiescent point) the consumer's set
 // equals matchable_hashes(); every Stored names a hash absent from the set and a parent present
-// in it; every Removed names a present hash.
+// in it; every Removed names a present hash. Both record paths: pushed to a callback sink, and
+// pulled by a batching sink (compact records expanded by its thread), flushed after every step.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -121,12 +122,24 @@ Workload make_prompts(std::mt19937_64& rng, std::size_t count, std::size_t max_b
   return w;
 }
 
-void run_model(EvictionBackend backend, DuplicationPolicy policy, std::uint64_t seed) {
+void run_model(EvictionBackend backend, DuplicationPolicy policy, std::uint64_t seed,
+               bool pulled) {
   SCOPED_TRACE(std::string(to_string(backend)) + (policy == DuplicationPolicy::Allow ? " allow" : " reject") +
-               " seed " + std::to_string(seed));
+               " seed " + std::to_string(seed) + (pulled ? " pulled" : " pushed"));
   std::mt19937_64 rng(seed);
   auto consumer = std::make_shared<ApplyingConsumer>();
-  auto sink = std::make_shared<CallbackEventSink>([consumer](const KvEventView& v) { consumer->apply(v); });
+  auto callback = std::make_shared<CallbackEventSink>([consumer](const KvEventView& v) { consumer->apply(v); });
+  std::shared_ptr<KvEventSink> sink = callback;
+  std::shared_ptr<BatchingEventSink> batcher;
+  if (pulled) {
+    KvEventBatching batching;
+    batching.window = std::chrono::hours(1);  // flush() and a full batch deliver
+    batching.max_events = 5;
+    sink = batcher = std::make_shared<BatchingEventSink>(callback, batching);
+  }
+  const auto flush = [&] {
+    if (batcher) batcher->flush();
+  };
   auto builder = BlockManager<G1>::builder();
   builder.block_count(24).block_size(test::kTestBlockSize).registry(test::make_registry())
       .duplication_policy(policy).backend(backend).event_sink(sink);
@@ -172,11 +185,14 @@ void run_model(EvictionBackend backend, DuplicationPolicy policy, std::uint64_t 
     } else if (op == 9 && rng() % 3 == 0) {
       m.reset_inactive_pool();
     }
+    flush();
     ASSERT_EQ(consumer->set(), matchable_wire(m)) << "step " << step;
   }
   held.clear();
+  flush();
   EXPECT_EQ(consumer->set(), matchable_wire(m));
   m.reset_inactive_pool();
+  flush();
   EXPECT_TRUE(consumer->set().empty());
   consumer->expect_clean();
   EXPECT_GT(consumer->stored(), 0u);
@@ -187,7 +203,8 @@ class KvEventsModel
 
 TEST_P(KvEventsModel, AppliedStreamEqualsMatchableSet) {
   const auto [backend, policy] = GetParam();
-  for (std::uint64_t seed = 1; seed <= 12; ++seed) run_model(backend, policy, seed);
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) run_model(backend, policy, seed, false);
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) run_model(backend, policy, seed, true);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -536,6 +553,78 @@ TEST(KvEvents, SequenceBlocksCarryTheirHashKeys) {
     EXPECT_EQ(seen[1].keys->block_extra_keys(1, 4), std::vector<std::uint64_t>{0xABCD});
     EXPECT_TRUE(seen[0].keys->block_extra_keys(0, 4).empty());
   }
+}
+
+// A pulled drain larger than the chunk a pool expands at a time (StoreEvents::kExpandChunk):
+// every record, its tokens and its keys arrive intact and in order across the views.
+TEST(KvEvents, PulledRecordsCrossExpansionChunksIntact) {
+  constexpr std::size_t kBlocks = 1500;  // > 2 chunks of Stored, then as many Removed
+  std::mutex mutex;
+  std::vector<KvEventRecord> records;
+  std::map<std::uint64_t, std::vector<Token>> tokens;
+  std::map<std::uint64_t, const HashKeys*> keys_seen;
+  auto downstream = std::make_shared<CallbackEventSink>([&](const KvEventView& v) {
+    std::lock_guard lock{mutex};
+    for (const KvEventRecord& r : v.records) {
+      records.push_back(r);
+      if (r.kind != KvEventKind::Stored) continue;
+      const auto ids = v.token_ids(r);
+      tokens[r.block_hash].assign(ids.begin(), ids.end());
+      keys_seen[r.block_hash] = v.hash_keys(r);
+    }
+  });
+  KvEventBatching batching;
+  batching.window = std::chrono::hours(1);
+  batching.drain_threshold = 1'000'000;  // one drain, at flush()
+  auto batcher = std::make_shared<BatchingEventSink>(downstream, batching);
+  auto m = BlockManager<G1>::builder().block_count(kBlocks).block_size(4)
+               .registry(test::make_registry()).default_reset_on_release(true)
+               .event_sink(batcher).build();
+  // Runs of 100 blocks alternate between two keys objects and none.
+  auto key_a = std::make_shared<HashKeys>();
+  key_a->set_lora_name("a");
+  auto key_b = std::make_shared<HashKeys>();
+  key_b->set_cache_salt("b");
+  const std::shared_ptr<const HashKeys> runs[] = {key_a, key_b, nullptr};
+  const auto seq = test::iota_sequence(0, kBlocks, 4);
+  auto fresh = m.allocate_blocks(kBlocks);
+  ASSERT_TRUE(fresh.has_value());
+  std::vector<CompleteBlock<G1>> staged;
+  std::map<std::uint64_t, const HashKeys*> keys_expected;
+  for (std::size_t i = 0; i < kBlocks; ++i) {
+    const auto& tb = seq.blocks()[i];
+    const auto& keys = runs[(i / 100) % 3];
+    staged.push_back(std::move((*fresh)[i]).stage(tb.sequence_hash(), tb.tokens(), keys));
+    keys_expected[wire_hash(tb.sequence_hash())] = keys.get();
+  }
+  auto held = m.register_blocks(std::move(staged));
+  held.clear();  // reset on release: 1500 Removed, children first
+  batcher->flush();
+  std::lock_guard lock{mutex};
+  ASSERT_EQ(records.size(), 2 * kBlocks);
+  for (std::size_t i = 0; i < kBlocks; ++i) {
+    const KvEventRecord& r = records[i];
+    const auto& tb = seq.blocks()[i];
+    ASSERT_EQ(r.kind, KvEventKind::Stored) << i;
+    EXPECT_EQ(r.block_hash, wire_hash(tb.sequence_hash())) << i;
+    EXPECT_EQ(r.has_parent, i != 0) << i;
+    if (i != 0) EXPECT_EQ(r.parent_hash, wire_hash(seq.blocks()[i - 1].sequence_hash())) << i;
+    EXPECT_EQ(r.token_count, 4u) << i;
+    EXPECT_EQ(tokens[r.block_hash], std::vector<Token>(tb.tokens().begin(), tb.tokens().end())) << i;
+  }
+  EXPECT_EQ(keys_seen, keys_expected);
+  std::set<std::uint64_t> removed;
+  for (std::size_t i = kBlocks; i < 2 * kBlocks; ++i) {
+    ASSERT_EQ(records[i].kind, KvEventKind::Removed) << i;
+    EXPECT_EQ(records[i].block_hash, wire_hash(records[i].hash)) << i;
+    removed.insert(records[i].block_hash);
+  }
+  EXPECT_EQ(removed.size(), kBlocks);
+  EXPECT_EQ(removed, [&] {
+    std::set<std::uint64_t> all;
+    for (const auto& tb : seq.blocks()) all.insert(wire_hash(tb.sequence_hash()));
+    return all;
+  }());
 }
 
 // The batching sink's thread must wake for the first record of a window: with no flush() and no
