@@ -14,6 +14,7 @@ if(ZMQ_FOUND AND KVBM_CPPZMQ_INCLUDE_DIR AND KVBM_MSGPACK_INCLUDE_DIR)
   target_include_directories(kvbm_events SYSTEM PRIVATE
     $<BUILD_INTERFACE:${KVBM_CPPZMQ_INCLUDE_DIR}> $<BUILD_INTERFACE:${KVBM_MSGPACK_INCLUDE_DIR}>)
   target_link_libraries(kvbm_events PUBLIC kvbm_core Threads::Threads PkgConfig::ZMQ)
+  target_link_libraries(kvbm_events PRIVATE absl::flat_hash_map)
   kvbm_layering_check(kvbm_events)
   message(STATUS "kvbm: KV events publisher (kvbm::events) ON")
 else()

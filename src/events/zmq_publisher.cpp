@@ -5,12 +5,14 @@
 #include <array>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
 #include <msgpack.hpp>
 #include <zmq.hpp>
 
@@ -64,10 +66,77 @@ std::array<char, 8> big_endian(std::uint64_t v) {
   return out;
 }
 
+/// The msgpack bytes `fn` packs, packed once by msgpack-cxx: the encoder copies runs of constant
+/// fields (keys, and values fixed per source) instead of packing each again for every event.
+template <class Fn>
+std::string packed(Fn fn) {
+  msgpack::sbuffer buf;
+  Packer pk(&buf);
+  fn(pk);
+  return std::string(buf.data(), buf.size());
+}
+
+/// The constant runs of vLLM's event maps.
+struct PackedKeys {
+  std::string stored_head = packed([](Packer& pk) {  // then the hash
+    pack_str(pk, "type");
+    pack_str(pk, "BlockStored");
+    pack_str(pk, "block_hashes");
+    pk.pack_array(1);
+  });
+  std::string parent = packed([](Packer& pk) { pack_str(pk, "parent_block_hash"); });
+  std::string token_ids = packed([](Packer& pk) { pack_str(pk, "token_ids"); });
+  std::string extra_keys = packed([](Packer& pk) {  // then vLLM's one-tuple
+    pack_str(pk, "extra_keys");
+    pk.pack_array(1);
+  });
+  std::string cache_salt = packed([](Packer& pk) { pack_str(pk, "cache_salt"); });
+  std::string removed_head = packed([](Packer& pk) {  // then the hashes
+    pk.pack_map(3);
+    pack_str(pk, "type");
+    pack_str(pk, "BlockRemoved");
+    pack_str(pk, "block_hashes");
+  });
+  std::string cleared = packed([](Packer& pk) {
+    pk.pack_map(1);
+    pack_str(pk, "type");
+    pack_str(pk, "AllBlocksCleared");
+  });
+};
+const PackedKeys& packed_keys() {
+  static const PackedKeys keys;
+  return keys;
+}
+
+/// The runs fixed per source: a BlockStored's block_size, lora_id and medium fields and the
+/// lora_name key; a BlockRemoved's medium field.
+struct PackedSource {
+  std::string stored_tail;
+  std::string removed_tail;
+  explicit PackedSource(const KvEventSource& source)
+      : stored_tail{packed([&](Packer& pk) {
+          pack_str(pk, "block_size");
+          pk.pack_uint32(source.block_size);
+          pack_str(pk, "lora_id");
+          pk.pack_nil();
+          pack_str(pk, "medium");
+          pack_opt_str(pk, source.medium);
+          pack_str(pk, "lora_name");
+        })},
+        removed_tail{packed([&](Packer& pk) {
+          pack_str(pk, "medium");
+          pack_opt_str(pk, source.medium);
+        })} {}
+};
+
+void write(msgpack::sbuffer& buf, const std::string& bytes) { buf.write(bytes.data(), bytes.size()); }
+
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+/// A matchable block as a snapshot needs it (tokens and keys only where snapshots can be asked
+/// for: with a replay socket; otherwise the mirror only tells whose blocks a Cleared drops).
 struct MirrorBlock {
   std::optional<std::uint64_t> parent;
   std::uint32_t position = 0;
@@ -76,8 +145,13 @@ struct MirrorBlock {
 };
 struct Mirror {
   std::shared_ptr<const KvEventSource> source;
-  std::unordered_map<std::uint64_t, MirrorBlock> blocks;
+  std::optional<PackedSource> packed;
+  absl::flat_hash_map<std::uint64_t, MirrorBlock> blocks;
 };
+
+/// Room left before a batch's events for the payload's head (fixarray 3, float64 timestamp,
+/// array header of at most 5 bytes), so the payload is packed in place, not copied behind it.
+constexpr std::size_t kHeadRoom = 16;
 
 }  // namespace
 
@@ -104,7 +178,7 @@ struct ZmqEventPublisher::Impl {
   // Publisher thread only.
   std::uint64_t next_seq = 0;
   std::deque<std::pair<std::uint64_t, std::string>> replay_buffer;
-  std::unordered_map<const KvEventSource*, Mirror> mirrors;
+  std::unordered_map<const KvEventSource*, Mirror> mirrors;  // node-stable: publish() holds one
   msgpack::sbuffer events_buf;
   std::size_t events_in_batch = 0;
   std::size_t records_in_batch = 0;
@@ -130,6 +204,7 @@ struct ZmqEventPublisher::Impl {
       }
     }
     if (config.batching.max_events == 0) config.batching.max_events = 1;
+    begin_payload(events_buf);
   }
 
   static void attach(zmq::socket_t& socket, const std::string& where) {
@@ -149,45 +224,37 @@ struct ZmqEventPublisher::Impl {
   // vLLM's BlockStored, plus `extra_keys` (vLLM's per-block tuple: multimodal hashes, LoRA name,
   // cache salt on the first block) and `cache_salt` (read by name by Dynamo's router) when the
   // block was staged with HashKeys; both are omitted otherwise (defaulted / not vLLM's).
-  static void pack_stored(Packer& pk, std::uint64_t hash, const std::optional<std::uint64_t>& parent,
-                   std::span<const Token> tokens, const KvEventSource& source,
-                   const HashKeys* keys, std::uint32_t position) {
+  static void pack_stored(Packer& pk, msgpack::sbuffer& buf, const PackedSource& packed_source,
+                          std::uint64_t hash, const std::optional<std::uint64_t>& parent,
+                          std::span<const Token> tokens, std::uint32_t block_size,
+                          const HashKeys* keys, std::uint32_t position) {
+    const PackedKeys& k = packed_keys();
     const bool has_keys = keys != nullptr && !keys->empty();
     const bool has_lora = has_keys && !keys->lora_name().empty();
     const bool has_salt = has_keys && !keys->cache_salt().empty();
     pk.pack_map(8 + (has_keys ? 1 : 0) + (has_salt ? 1 : 0));
-    pack_str(pk, "type");
-    pack_str(pk, "BlockStored");
-    pack_str(pk, "block_hashes");
-    pk.pack_array(1);
+    write(buf, k.stored_head);
     pk.pack_uint64(hash);
-    pack_str(pk, "parent_block_hash");
+    write(buf, k.parent);
     if (parent) {
       pk.pack_uint64(*parent);
     } else {
       pk.pack_nil();
     }
-    pack_str(pk, "token_ids");
+    write(buf, k.token_ids);
     pk.pack_array(static_cast<std::uint32_t>(tokens.size()));
     for (const Token t : tokens) pk.pack_uint32(t);
-    pack_str(pk, "block_size");
-    pk.pack_uint32(source.block_size);
-    pack_str(pk, "lora_id");
-    pk.pack_nil();
-    pack_str(pk, "medium");
-    pack_opt_str(pk, source.medium);
-    pack_str(pk, "lora_name");
+    write(buf, packed_source.stored_tail);  // block_size, lora_id, medium, the lora_name key
     if (has_lora) {
       pack_str(pk, keys->lora_name());
     } else {
       pk.pack_nil();
     }
     if (has_keys) {
-      const std::vector<std::uint64_t> items = keys->block_extra_keys(position, source.block_size);
+      const std::vector<std::uint64_t> items = keys->block_extra_keys(position, block_size);
       const bool salt_here = has_salt && position == 0;
       const std::size_t n = items.size() + (has_lora ? 1 : 0) + (salt_here ? 1 : 0);
-      pack_str(pk, "extra_keys");
-      pk.pack_array(1);
+      write(buf, k.extra_keys);
       if (n == 0) {
         pk.pack_nil();
       } else {
@@ -198,42 +265,55 @@ struct ZmqEventPublisher::Impl {
       }
     }
     if (has_salt) {
-      pack_str(pk, "cache_salt");
+      write(buf, k.cache_salt);
       pack_str(pk, keys->cache_salt());
     }
   }
-  static void pack_removed(Packer& pk, std::span<const std::uint64_t> hashes,
-                           const KvEventSource& source) {
-    pk.pack_map(3);
-    pack_str(pk, "type");
-    pack_str(pk, "BlockRemoved");
-    pack_str(pk, "block_hashes");
+  static void pack_removed(Packer& pk, msgpack::sbuffer& buf, const PackedSource& packed_source,
+                           std::span<const std::uint64_t> hashes) {
+    write(buf, packed_keys().removed_head);
     pk.pack_array(static_cast<std::uint32_t>(hashes.size()));
     for (const auto h : hashes) pk.pack_uint64(h);
-    pack_str(pk, "medium");
-    pack_opt_str(pk, source.medium);
+    write(buf, packed_source.removed_tail);
   }
-  static void pack_cleared(Packer& pk) {
-    pk.pack_map(1);
-    pack_str(pk, "type");
-    pack_str(pk, "AllBlocksCleared");
+  static void pack_cleared(msgpack::sbuffer& buf) { write(buf, packed_keys().cleared); }
+
+  /// A source's mirror, with its packed runs made on first sight.
+  Mirror& mirror_of(const std::shared_ptr<const KvEventSource>& source) {
+    Mirror& mirror = mirrors[source.get()];
+    if (!mirror.source) {
+      mirror.source = source;
+      mirror.packed.emplace(*source);
+    }
+    return mirror;
   }
 
-  std::string payload_of(const msgpack::sbuffer& events, std::size_t count) const {
-    msgpack::sbuffer out;
-    Packer pk(&out);
-    pk.pack_array(3);
-    pk.pack_double(now_seconds());
-    pk.pack_array(static_cast<std::uint32_t>(count));
-    out.write(events.data(), events.size());
+  /// Starts a batch's buffer: kHeadRoom bytes for the head that finish_payload() packs.
+  static void begin_payload(msgpack::sbuffer& events) {
+    events.clear();
+    static constexpr char zeros[kHeadRoom] = {};
+    events.write(zeros, kHeadRoom);
+  }
+  /// The payload [ts, [events...], data_parallel_rank] around the `count` events packed after
+  /// begin_payload(): its head packed into the room before them, the rank after. Valid until
+  /// `events` changes.
+  std::string_view finish_payload(msgpack::sbuffer& events, std::size_t count) const {
+    msgpack::sbuffer head;
+    Packer hp(&head);
+    hp.pack_array(3);
+    hp.pack_double(now_seconds());
+    hp.pack_array(static_cast<std::uint32_t>(count));
+    Packer pk(&events);
     pk.pack_int(config.data_parallel_rank);
-    return std::string(out.data(), out.size());
+    char* start = events.data() + (kHeadRoom - head.size());
+    std::memcpy(start, head.data(), head.size());
+    return {start, events.size() - (kHeadRoom - head.size())};
   }
 
   void end_removed_run() {
     if (removed_run.empty()) return;
     Packer pk(&events_buf);
-    pack_removed(pk, removed_run, *removed_source);
+    pack_removed(pk, events_buf, *mirror_of(removed_source).packed, removed_run);
     ++events_in_batch;
     removed_run.clear();
     removed_source.reset();
@@ -242,7 +322,7 @@ struct ZmqEventPublisher::Impl {
   void send_batch() {
     end_removed_run();
     if (events_in_batch == 0) return;
-    const std::string payload = payload_of(events_buf, events_in_batch);
+    const std::string_view payload = finish_payload(events_buf, events_in_batch);
     const std::uint64_t seq = next_seq++;
     const auto seq_bytes = big_endian(seq);
     try {
@@ -251,21 +331,22 @@ struct ZmqEventPublisher::Impl {
       pub.send(zmq::buffer(payload), zmq::send_flags::none);
     } catch (const zmq::error_t&) {  // a PUB socket drops on HWM; a send error loses one batch
     }
-    replay_buffer.emplace_back(seq, payload);
-    while (replay_buffer.size() > config.buffer_steps) replay_buffer.pop_front();
+    if (router) {  // without a replay socket nobody can ask for a batch again
+      replay_buffer.emplace_back(seq, std::string(payload));
+      while (replay_buffer.size() > config.buffer_steps) replay_buffer.pop_front();
+    }
     {
       std::lock_guard lock{mutex};
       stats.batches_published += 1;
       stats.events_published += records_in_batch;
     }
-    events_buf.clear();
+    begin_payload(events_buf);
     events_in_batch = 0;
     records_in_batch = 0;
   }
 
   void publish(const KvEventView& view) {
-    Mirror& mirror = mirrors[view.source.get()];
-    if (!mirror.source) mirror.source = view.source;
+    Mirror& mirror = mirror_of(view.source);
     for (const KvEventRecord& r : view.records) {
       if (records_in_batch >= config.batching.max_events) send_batch();
       ++records_in_batch;
@@ -274,12 +355,16 @@ struct ZmqEventPublisher::Impl {
         case KvEventKind::Stored: {
           const auto tokens = view.token_ids(r);
           Packer pk(&events_buf);
-          pack_stored(pk, r.block_hash, r.parent(), tokens, *view.source, view.hash_keys(r),
-                      r.position());
+          pack_stored(pk, events_buf, *mirror.packed, r.block_hash, r.parent(), tokens,
+                      view.source->block_size, view.hash_keys(r), r.position());
           ++events_in_batch;
-          mirror.blocks[r.block_hash] =
-              MirrorBlock{r.parent(), r.position(), std::vector<Token>(tokens.begin(), tokens.end()),
-                          view.shared_keys(r)};
+          MirrorBlock& block = mirror.blocks[r.block_hash];
+          block.parent = r.parent();
+          block.position = r.position();
+          if (router) {
+            block.tokens.assign(tokens.begin(), tokens.end());
+            block.keys = view.shared_keys(r);
+          }
           break;
         }
         case KvEventKind::Removed:
@@ -297,11 +382,11 @@ struct ZmqEventPublisher::Impl {
             for (const auto& [h, b] : mirror.blocks) hashes.push_back(h);
             std::sort(hashes.begin(), hashes.end());
             if (!hashes.empty()) {
-              pack_removed(pk, hashes, *view.source);
+              pack_removed(pk, events_buf, *mirror.packed, hashes);
               ++events_in_batch;
             }
           } else {
-            pack_cleared(pk);
+            pack_cleared(events_buf);
             ++events_in_batch;
           }
           mirror.blocks.clear();
@@ -317,23 +402,24 @@ struct ZmqEventPublisher::Impl {
       std::uint32_t position;
       std::uint64_t hash;
       const MirrorBlock* block;
-      const KvEventSource* source;
+      const Mirror* mirror;
     };
     std::vector<Entry> entries;
     for (const auto& [key, mirror] : mirrors) {
-      for (const auto& [h, b] : mirror.blocks) entries.push_back({b.position, h, &b, mirror.source.get()});
+      for (const auto& [h, b] : mirror.blocks) entries.push_back({b.position, h, &b, &mirror});
     }
     std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
       return a.position != b.position ? a.position < b.position : a.hash < b.hash;
     });
     msgpack::sbuffer events;
+    begin_payload(events);
     Packer pk(&events);
-    pack_cleared(pk);
+    pack_cleared(events);
     for (const Entry& e : entries) {
-      pack_stored(pk, e.hash, e.block->parent, e.block->tokens, *e.source, e.block->keys.get(),
-                  e.block->position);
+      pack_stored(pk, events, *e.mirror->packed, e.hash, e.block->parent, e.block->tokens,
+                  e.mirror->source->block_size, e.block->keys.get(), e.block->position);
     }
-    return payload_of(events, entries.size() + 1);
+    return std::string(finish_payload(events, entries.size() + 1));
   }
 
   void answer_replays() {

@@ -476,5 +476,67 @@ TEST(ZmqEventPublisher, TiersShareOnePublisherConcurrently) {
   EXPECT_EQ(snap.by_medium["GPU"], wire_set(g1));
 }
 
+// Without a replay socket the publisher keeps no batches and no tokens (nobody can ask for them),
+// but still knows each tier's blocks: a tier's reset must reach a live subscriber as Removed of
+// that tier's blocks, not as AllBlocksCleared, while another tier holds blocks.
+TEST(ZmqEventPublisher, WithoutReplaySocketLiveStreamStillSeparatesTiers) {
+  KvEventsConfig config;
+  config.endpoint = ipc("pub");
+  auto publisher = std::make_shared<ZmqEventPublisher>(config);
+  ASSERT_TRUE(publisher->replay_endpoint().empty());
+  zmq::context_t ctx;
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.set(zmq::sockopt::rcvtimeo, 10000);
+  sub.connect(publisher->endpoint());
+  auto registry = test::make_registry();
+  auto g1 = BlockManager<G1>::builder().block_count(16).block_size(test::kTestBlockSize)
+                .registry(registry).event_sink(publisher).build();
+  auto g2 = BlockManager<G2>::builder().block_count(24).block_size(test::kTestBlockSize)
+                .registry(registry).event_sink(publisher).build();
+  WireState state;
+  std::uint64_t next_seq = 0;
+  const auto receive_all = [&] {
+    publisher->flush();
+    while (next_seq < publisher->stats().batches_published) {
+      zmq::message_t topic, seq, payload;
+      ASSERT_TRUE(sub.recv(topic));
+      ASSERT_TRUE(sub.recv(seq));
+      ASSERT_TRUE(sub.recv(payload));
+      EXPECT_EQ(be64(seq), next_seq++) << "a batch was lost on the way";
+      state.apply(payload.to_string());
+    }
+  };
+  // A subscription takes effect asynchronously: until the first batch arrives, restart the
+  // stream from an empty pool each time.
+  for (Token t = 0;; ++t) {
+    ASSERT_LT(t, 2000u) << "subscriber never joined";
+    { auto b = test::register_token_block(g1, test::iota_block(t * 10)); }
+    g1.reset_inactive_pool();
+    publisher->flush();
+    zmq::message_t topic;
+    if (sub.recv(topic, zmq::recv_flags::dontwait)) {
+      zmq::message_t seq, payload;
+      ASSERT_TRUE(sub.recv(seq));
+      ASSERT_TRUE(sub.recv(payload));
+      next_seq = be64(seq) + 1;
+      receive_all();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  state = WireState{};  // the pools are empty here: the stream from now on is complete
+  workload(g1, 3, 60);
+  workload(g2, 4, 60);
+  receive_all();
+  EXPECT_EQ(state.by_medium["GPU"], wire_set(g1));
+  EXPECT_EQ(state.by_medium["CPU"], wire_set(g2));
+  ASSERT_FALSE(wire_set(g2).empty());
+  g1.reset_inactive_pool();
+  receive_all();
+  EXPECT_EQ(state.by_medium["GPU"], wire_set(g1));
+  EXPECT_EQ(state.by_medium["CPU"], wire_set(g2)) << "one tier's reset cleared the other";
+}
+
 }  // namespace
 }  // namespace kvbm
