@@ -70,9 +70,16 @@ struct KvEventBatching {
   /// BatchingEventSink: a manager holding this many undrained records asks for an early drain
   /// (0: 16 * max_events). Each drain wakes the sink's thread and hands the manager back a
   /// buffer the sink's core last touched; larger values do both less often, and a manager then
-  /// holds up to this many records (about 48 bytes each, plus block_size token ids for a
-  /// Stored) in each of its two buffers. Below the full rate, the window drains first.
+  /// holds up to this many records (24 bytes each, plus block_size token ids for a Stored) in
+  /// each of its two buffers. Below the full rate, the window drains first.
   std::size_t drain_threshold = 0;
+  /// BatchingEventSink: hand records drained from a manager to downstream straight from the
+  /// manager's buffer (in batches of at most max_events, at most 1024 each) instead of copying
+  /// them into the sink's own buffer first. Saves a copy of every record and its tokens on the
+  /// sink's thread; in exchange downstream runs while the sink holds its list of managers, so
+  /// it must not build or destroy a manager that uses this sink (that would deadlock). For a
+  /// downstream that only copies or encodes what it gets (ZmqEventPublisher sets it).
+  bool deliver_from_pools = false;
 };
 
 namespace detail {
@@ -261,7 +268,8 @@ class BatchingEventSink final : public KvEventSink {
  private:
   void run();
   void append(const KvEventView& view);  // into incoming_, opening a window if none is open
-  void drain_sources();
+  /// Drains every attached manager into incoming_, or (deliver_from_pools) through `deliver`.
+  void drain_sources(const std::function<void(const KvEventView&)>& deliver);
   void collect(detail::EventPullSource& source) noexcept;  // under sources_mutex_
 
   std::shared_ptr<KvEventSink> downstream_;

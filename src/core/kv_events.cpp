@@ -154,9 +154,15 @@ void BatchingEventSink::pull_requested(bool full) noexcept {
   if (wake) wake_.notify_one();
 }
 
-void BatchingEventSink::drain_sources() {
+void BatchingEventSink::drain_sources(const std::function<void(const KvEventView&)>& deliver) {
   std::lock_guard lock{sources_mutex_};
-  for (detail::EventPullSource* source : sources_) collect(*source);
+  for (detail::EventPullSource* source : sources_) {
+    if (batching_.deliver_from_pools) {
+      source->drain(deliver);
+    } else {
+      collect(*source);
+    }
+  }
 }
 
 void BatchingEventSink::flush() {
@@ -204,18 +210,26 @@ void BatchingEventSink::run() {
     window_open_ = false;
     full_ = false;
     lock.unlock();
-    drain_sources();
+    std::uint64_t batches = 0;
+    const auto deliver = [&](const KvEventView& view) {
+      const std::size_t max = batching_.max_events;
+      for (std::size_t first = 0; first < view.records.size(); first += max) {
+        try {
+          downstream_->on_events(KvEventView{
+              view.source, view.records.subspan(first, std::min(max, view.records.size() - first)),
+              view.tokens, view.keys});
+        } catch (...) {  // a downstream must not throw; keep delivering the rest
+        }
+        ++batches;
+      }
+    };
+    // A pool's records stay in order: those drained here go before any it left in incoming_
+    // later (a detach drains under sources_mutex_ too, so it comes before or after this).
+    drain_sources(deliver);
     lock.lock();
     working.swap(incoming_);
     lock.unlock();
-    std::uint64_t batches = 0;
-    working.for_each_view(batching_.max_events, [&](const KvEventView& view) {
-      try {
-        downstream_->on_events(view);
-      } catch (...) {  // a downstream must not throw; keep delivering the rest
-      }
-      ++batches;
-    });
+    working.for_each_view(batching_.max_events, deliver);
     working.clear();
     lock.lock();
     flushed_ = serving;

@@ -194,7 +194,8 @@ class StoreEvents final : public EventPullSource {
   /// counts).
   void expand(std::size_t first, std::size_t count) noexcept;
   /// Records expanded and handed to the sink at a time (out_'s fixed capacity).
-  static constexpr std::size_t kExpandChunk = 512;
+  /// (KvEventBatching's default max_events, so a batch drained in place can be full.)
+  static constexpr std::size_t kExpandChunk = 1024;
   void flush_out() noexcept;
   /// Passes what the last swap_out took to `fn` (push: out_ in one view; pull: taken_ expanded,
   /// in views of at most kExpandChunk records), exceptions swallowed, and clears it with the

@@ -538,10 +538,14 @@ ZmqEventPublisher::ZmqEventPublisher(KvEventsConfig config)
   impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
   try {
     // The batching thread delivers into the queue, each batch sent without a second window.
+    // enqueue() copies what it gets and touches no manager: it may take records straight from
+    // the managers' buffers.
+    KvEventBatching batching = impl_->config.batching;
+    batching.deliver_from_pools = true;
     impl_->batcher = std::make_shared<BatchingEventSink>(
         std::make_shared<CallbackEventSink>(
             [impl = impl_.get()](const KvEventView& view) { impl->enqueue(view, true); }),
-        impl_->config.batching);
+        batching);
   } catch (...) {
     {
       std::lock_guard lock{impl_->mutex};

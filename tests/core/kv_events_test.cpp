@@ -135,6 +135,7 @@ void run_model(EvictionBackend backend, DuplicationPolicy policy, std::uint64_t 
     KvEventBatching batching;
     batching.window = std::chrono::hours(1);  // flush() and a full batch deliver
     batching.max_events = 5;
+    batching.deliver_from_pools = seed % 2 == 0;
     sink = batcher = std::make_shared<BatchingEventSink>(callback, batching);
   }
   const auto flush = [&] {
@@ -555,16 +556,16 @@ TEST(KvEvents, SequenceBlocksCarryTheirHashKeys) {
   }
 }
 
-// A pulled drain larger than the chunk a pool expands at a time (StoreEvents::kExpandChunk):
-// every record, its tokens and its keys arrive intact and in order across the views.
-TEST(KvEvents, PulledRecordsCrossExpansionChunksIntact) {
-  constexpr std::size_t kBlocks = 1500;  // > 2 chunks of Stored, then as many Removed
+void check_pulled_records_across_chunks(bool in_place) {
+  constexpr std::size_t kBlocks = 1500;  // 3000 records: three chunks
   std::mutex mutex;
   std::vector<KvEventRecord> records;
   std::map<std::uint64_t, std::vector<Token>> tokens;
   std::map<std::uint64_t, const HashKeys*> keys_seen;
+  std::size_t biggest = 0;
   auto downstream = std::make_shared<CallbackEventSink>([&](const KvEventView& v) {
     std::lock_guard lock{mutex};
+    biggest = std::max(biggest, v.records.size());
     for (const KvEventRecord& r : v.records) {
       records.push_back(r);
       if (r.kind != KvEventKind::Stored) continue;
@@ -576,6 +577,8 @@ TEST(KvEvents, PulledRecordsCrossExpansionChunksIntact) {
   KvEventBatching batching;
   batching.window = std::chrono::hours(1);
   batching.drain_threshold = 1'000'000;  // one drain, at flush()
+  batching.max_events = 700;  // batches cut across chunks too
+  batching.deliver_from_pools = in_place;
   auto batcher = std::make_shared<BatchingEventSink>(downstream, batching);
   auto m = BlockManager<G1>::builder().block_count(kBlocks).block_size(4)
                .registry(test::make_registry()).default_reset_on_release(true)
@@ -601,6 +604,7 @@ TEST(KvEvents, PulledRecordsCrossExpansionChunksIntact) {
   held.clear();  // reset on release: 1500 Removed, children first
   batcher->flush();
   std::lock_guard lock{mutex};
+  EXPECT_LE(biggest, 700u);
   ASSERT_EQ(records.size(), 2 * kBlocks);
   for (std::size_t i = 0; i < kBlocks; ++i) {
     const KvEventRecord& r = records[i];
@@ -625,6 +629,16 @@ TEST(KvEvents, PulledRecordsCrossExpansionChunksIntact) {
     for (const auto& tb : seq.blocks()) all.insert(wire_hash(tb.sequence_hash()));
     return all;
   }());
+}
+
+// A pulled drain larger than the chunk a pool expands at a time (StoreEvents::kExpandChunk,
+// 1024): every record, its tokens and its keys arrive intact and in order across the views,
+// copied by the sink first or handed over from the pool's buffer (deliver_from_pools).
+TEST(KvEvents, PulledRecordsCrossExpansionChunksIntact) {
+  for (const bool in_place : {false, true}) {
+    SCOPED_TRACE(in_place ? "deliver_from_pools" : "copied");
+    check_pulled_records_across_chunks(in_place);
+  }
 }
 
 // The batching sink's thread must wake for the first record of a window: with no flush() and no
@@ -697,7 +711,16 @@ TEST(KvEvents, ConcurrentWorkloadStreamStaysExact) {
 // destroys short-lived pools on the same sink (detach while the sink drains). Each pool's stream,
 // routed by source, ends equal to its matchable set; the short-lived pools' streams end with
 // everything they stored (destroying a pool reports nothing, and loses nothing recorded).
+void drain_many_pools_concurrently(bool in_place);
+
 TEST(KvEvents, BatchingSinkDrainsManyPoolsConcurrently) {
+  for (const bool in_place : {false, true}) {
+    SCOPED_TRACE(in_place ? "deliver_from_pools" : "copied");
+    drain_many_pools_concurrently(in_place);
+  }
+}
+
+void drain_many_pools_concurrently(bool in_place) {
   std::mutex mutex;
   std::map<std::uint64_t, std::shared_ptr<ApplyingConsumer>> consumers;  // by manager id
   auto consumer_of = [&](ManagerId id) {
@@ -712,6 +735,7 @@ TEST(KvEvents, BatchingSinkDrainsManyPoolsConcurrently) {
   batching.window = std::chrono::microseconds(200);
   batching.max_events = 8;
   batching.drain_threshold = 16;
+  batching.deliver_from_pools = in_place;
   auto batcher = std::make_shared<BatchingEventSink>(downstream, batching);
   std::vector<BlockManager<G1>> pools;
   for (int p = 0; p < 2; ++p) {
