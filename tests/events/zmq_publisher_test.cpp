@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
+#include <optional>
 #include <msgpack.hpp>
 #include <random>
 #include <set>
@@ -121,6 +123,29 @@ std::set<std::uint64_t> wire_set(const BlockManager<Tier>& m) {
   std::set<std::uint64_t> out;
   for (const auto& h : m.matchable_hashes()) out.insert(wire_hash(h));
   return out;
+}
+
+/// A subscription takes effect asynchronously: calls publish_one(0, 1, ...), flushing after
+/// each, until a batch reaches `sub`, then takes whatever else arrived. Returns the sequence
+/// number after the last batch taken.
+std::uint64_t join_stream(zmq::socket_t& sub, ZmqEventPublisher& publisher,
+                          const std::function<void(Token)>& publish_one) {
+  for (Token t = 0; t < 2000; ++t) {
+    publish_one(t);
+    publisher.flush();
+    std::optional<std::uint64_t> last;
+    zmq::message_t topic;
+    while (sub.recv(topic, zmq::recv_flags::dontwait)) {
+      zmq::message_t seq, payload;
+      EXPECT_TRUE(sub.recv(seq));
+      EXPECT_TRUE(sub.recv(payload));
+      last = be64(seq);
+    }
+    if (last) return *last + 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ADD_FAILURE() << "subscriber never joined";
+  return 0;
 }
 
 /// The replay exchange as SGLang's router does it: a DEALER sends ["", body].
@@ -305,27 +330,10 @@ TEST(ZmqEventPublisher, LiveFramesMatchTheReplayBuffer) {
   sub.connect(publisher->endpoint());
   auto m = BlockManager<G1>::builder().block_count(8).block_size(test::kTestBlockSize)
                .registry(test::make_registry()).event_sink(publisher).build();
-  // A subscription takes effect asynchronously: publish single blocks until one arrives.
-  std::uint64_t first_seen = 0;
-  for (Token t = 0;; ++t) {
-    ASSERT_LT(t, 2000u) << "subscriber never joined";
-    { auto b = test::register_token_block(m, test::iota_block(t * 10)); }
-    publisher->flush();
-    zmq::message_t topic;
-    if (sub.recv(topic, zmq::recv_flags::dontwait)) {
-      zmq::message_t seq, payload;
-      ASSERT_TRUE(sub.recv(seq));
-      ASSERT_TRUE(sub.recv(payload));
-      first_seen = be64(seq) + 1;
-      while (sub.recv(topic, zmq::recv_flags::dontwait)) {  // drain what arrived meanwhile
-        ASSERT_TRUE(sub.recv(seq));
-        ASSERT_TRUE(sub.recv(payload));
-        first_seen = be64(seq) + 1;
-      }
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  const std::uint64_t first_seen = join_stream(sub, *publisher, [&](Token t) {
+    auto b = test::register_token_block(m, test::iota_block(t * 10));
+  });
+  ASSERT_FALSE(::testing::Test::HasFailure());
   workload(m, 2, 30);
   publisher->flush();
   const auto total = publisher->stats().batches_published;
@@ -507,24 +515,13 @@ TEST(ZmqEventPublisher, WithoutReplaySocketLiveStreamStillSeparatesTiers) {
       state.apply(payload.to_string());
     }
   };
-  // A subscription takes effect asynchronously: until the first batch arrives, restart the
-  // stream from an empty pool each time.
-  for (Token t = 0;; ++t) {
-    ASSERT_LT(t, 2000u) << "subscriber never joined";
+  // Each attempt leaves the pools empty, so the stream after the join is complete.
+  next_seq = join_stream(sub, *publisher, [&](Token t) {
     { auto b = test::register_token_block(g1, test::iota_block(t * 10)); }
     g1.reset_inactive_pool();
-    publisher->flush();
-    zmq::message_t topic;
-    if (sub.recv(topic, zmq::recv_flags::dontwait)) {
-      zmq::message_t seq, payload;
-      ASSERT_TRUE(sub.recv(seq));
-      ASSERT_TRUE(sub.recv(payload));
-      next_seq = be64(seq) + 1;
-      receive_all();
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  });
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  receive_all();
   state = WireState{};  // the pools are empty here: the stream from now on is complete
   workload(g1, 3, 60);
   workload(g2, 4, 60);
