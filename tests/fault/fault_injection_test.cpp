@@ -373,15 +373,17 @@ TEST(FaultInjection, BlockingAllocationWithATimeoutGivesUpOnAFenceThatNeverCompl
 // strong guarantee above holds with a sink too: see the test after this one); a release reserves
 // nothing and must not fail, so a Removed record it cannot store marks the stream lost, and the
 // pool's next locked call replaces it by Cleared + Stored for everything matchable. A consumer
-// applying the stream is therefore equal to the pool again after that call, for every k.
-TEST(FaultInjection, AnEventRecordLostToMemoryIsResyncedByTheNextCall) {
+// applying the stream is therefore equal to the pool again after that call, for every k. Both
+// record paths: pushed to a callback sink, and pulled by a batching sink (compact records; its
+// thread stays asleep while a failure is armed, and hands records over without copying them).
+void check_lost_record_resync(bool pulled) {
   constexpr std::size_t kBlocks = 600;  // more Removed records than the event buffer starts with
   std::size_t resyncs = 0;
   for (long k = 1;; ++k) {
     ASSERT_LT(k, 1000) << "release_blocks never stopped allocating";
     SCOPED_TRACE("allocation " + std::to_string(k));
     std::set<std::uint64_t> applied;
-    auto sink = std::make_shared<CallbackEventSink>([&](const KvEventView& v) {
+    auto callback = std::make_shared<CallbackEventSink>([&](const KvEventView& v) {
       for (const KvEventRecord& r : v.records) {
         if (r.kind == KvEventKind::Stored) applied.insert(r.block_hash);
         if (r.kind == KvEventKind::Removed) applied.erase(r.block_hash);
@@ -391,6 +393,18 @@ TEST(FaultInjection, AnEventRecordLostToMemoryIsResyncedByTheNextCall) {
         }
       }
     });
+    std::shared_ptr<KvEventSink> sink = callback;
+    std::shared_ptr<BatchingEventSink> batcher;
+    if (pulled) {
+      KvEventBatching batching;
+      batching.window = std::chrono::hours(1);  // drains only on flush(), never while armed
+      batching.drain_threshold = std::size_t{1} << 30;
+      batching.deliver_from_pools = true;
+      sink = batcher = std::make_shared<BatchingEventSink>(callback, batching);
+    }
+    const auto flush = [&] {
+      if (batcher) batcher->flush();
+    };
     // A fresh pool each time: its event buffers have not grown yet.
     auto m = BlockManager<G1>::builder().block_count(kBlocks + 1).block_size(kBlockSize)
                  .registry(BlockRegistry::builder().build()).default_reset_on_release(true)
@@ -409,6 +423,7 @@ TEST(FaultInjection, AnEventRecordLostToMemoryIsResyncedByTheNextCall) {
     auto held = m.register_blocks(std::move(staged));
     ImmutableBlock<G1> keep = std::move(held.back());  // stays matchable across the loss
     held.pop_back();
+    flush();
     ASSERT_EQ(applied, matchable());
     arm(k);
     bool failed = false;
@@ -420,12 +435,20 @@ TEST(FaultInjection, AnEventRecordLostToMemoryIsResyncedByTheNextCall) {
     const bool completed = disarm();
     if (failed) m.release_blocks(std::move(held));
     (void)m.match_blocks(std::vector<SequenceHash>{synth(999'999'999)});  // any locked call
+    flush();
     EXPECT_EQ(applied, matchable()) << "the stream was not restored";
     EXPECT_EQ(applied.size(), 1u);
     m.check_invariants();
     if (completed) break;
   }
   EXPECT_GE(resyncs, 1u) << "no allocation failure reached the event buffer: nothing was resynced";
+}
+
+TEST(FaultInjection, AnEventRecordLostToMemoryIsResyncedByTheNextCall) {
+  for (const bool pulled : {false, true}) {
+    SCOPED_TRACE(pulled ? "pulled" : "pushed");
+    check_lost_record_resync(pulled);
+  }
 }
 
 // Evicting allocations and drains reserve their Removed records before the first slot changes:
