@@ -82,11 +82,7 @@ void StoreEvents::stage_tokens(BlockId id, std::span<const Token> tokens) noexce
 }
 
 void StoreEvents::reserve_stored(std::size_t count) {
-  if (pull_) {
-    reserve_more(compact_, count);
-  } else {
-    reserve_more(pending_, count);
-  }
+  with_pending([&](auto& records) { reserve_more(records, count); });
   if (want_tokens_) reserve_more(pending_tokens_, count * block_size_);
   reserve_more(pending_keys_, count);
 }
@@ -141,11 +137,7 @@ void StoreEvents::begin_resync(std::size_t matchable) {
   compact_.clear();
   pending_tokens_.clear();
   pending_keys_.clear();
-  if (pull_) {
-    compact_.reserve(matchable + 1);
-  } else {
-    pending_.reserve(matchable + 1);
-  }
+  with_pending([&](auto& records) { records.reserve(matchable + 1); });
   if (want_tokens_) pending_tokens_.reserve(matchable * block_size_);
   pending_keys_.reserve(matchable);
   lost_ = false;
@@ -154,21 +146,13 @@ void StoreEvents::begin_resync(std::size_t matchable) {
 
 void StoreEvents::collapse_to_cleared(std::size_t first) noexcept {
   // Shrinks: never allocates.
-  if (pull_) {
-    compact_.resize(std::min(first, compact_.size()));
-  } else {
-    pending_.resize(std::min(first, pending_.size()));
-  }
+  with_pending([&](auto& records) { records.resize(std::min(first, records.size())); });
   cleared();
 }
 
 void StoreEvents::cleared() noexcept {
   if (lost_) return;
-  if (pull_) {
-    (void)append(compact_, KvEventKind::Cleared);
-  } else {
-    (void)append(pending_, KvEventKind::Cleared);
-  }
+  with_pending([&](auto& records) { (void)append(records, KvEventKind::Cleared); });
 }
 
 void StoreEvents::swap_out() noexcept {
@@ -261,9 +245,7 @@ void StoreEvents::hand_out(const Fn& fn) noexcept {
     } catch (...) {  // consumers must not throw; a pool transition cannot fail for one
     }
   };
-  if (!pull_) {
-    if (!out_.empty()) view();
-  }
+  if (!pull_ && !out_.empty()) view();
   for (std::size_t first = 0; first < taken_.size(); first += kExpandChunk) {
     expand(first, std::min(kExpandChunk, taken_.size() - first));
     view();

@@ -97,11 +97,7 @@ class StoreEvents final : public EventPullSource {
   void reserve_stored(std::size_t count);
   /// Same for `count` Removed records and a Cleared (evicting allocations, drains).
   void reserve_removed(std::size_t count) {
-    if (pull_) {
-      reserve_more(compact_, count + 1);
-    } else {
-      reserve_more(pending_, count + 1);
-    }
+    with_pending([&](auto& records) { reserve_more(records, count + 1); });
   }
   // The record calls never throw: a record that cannot be stored (out of memory, on a path that
   // reserved nothing, e.g. a release) marks the stream lost, and the pool's next locked section
@@ -168,6 +164,15 @@ class StoreEvents final : public EventPullSource {
   /// A Stored record's key index must fit the bits above kKeysShift.
   static constexpr std::size_t kMaxKeys = (std::size_t{1} << (32 - kKeysShift)) - 1;
 
+  /// fn(records) on this mode's pending records: compact_ (pull) or pending_ (push).
+  template <class Fn>
+  void with_pending(Fn&& fn) {
+    if (pull_) {
+      fn(compact_);
+    } else {
+      fn(pending_);
+    }
+  }
   /// A value-initialised record of `kind` at the end of `records` (pending_ or compact_); null
   /// (stream lost) when it cannot be stored.
   template <class Record>
