@@ -224,10 +224,11 @@ struct ZmqEventPublisher::Impl {
   // vLLM's BlockStored, plus `extra_keys` (vLLM's per-block tuple: multimodal hashes, LoRA name,
   // cache salt on the first block) and `cache_salt` (read by name by Dynamo's router) when the
   // block was staged with HashKeys; both are omitted otherwise (defaulted / not vLLM's).
-  static void pack_stored(Packer& pk, msgpack::sbuffer& buf, const PackedSource& packed_source,
-                          std::uint64_t hash, const std::optional<std::uint64_t>& parent,
-                          std::span<const Token> tokens, std::uint32_t block_size,
-                          const HashKeys* keys, std::uint32_t position) {
+  static void pack_stored(msgpack::sbuffer& buf, const Mirror& mirror, std::uint64_t hash,
+                          const std::optional<std::uint64_t>& parent,
+                          std::span<const Token> tokens, const HashKeys* keys,
+                          std::uint32_t position) {
+    Packer pk(&buf);
     const PackedKeys& k = packed_keys();
     const bool has_keys = keys != nullptr && !keys->empty();
     const bool has_lora = has_keys && !keys->lora_name().empty();
@@ -244,14 +245,15 @@ struct ZmqEventPublisher::Impl {
     write(buf, k.token_ids);
     pk.pack_array(static_cast<std::uint32_t>(tokens.size()));
     for (const Token t : tokens) pk.pack_uint32(t);
-    write(buf, packed_source.stored_tail);  // block_size, lora_id, medium, the lora_name key
+    write(buf, mirror.packed->stored_tail);  // block_size, lora_id, medium, the lora_name key
     if (has_lora) {
       pack_str(pk, keys->lora_name());
     } else {
       pk.pack_nil();
     }
     if (has_keys) {
-      const std::vector<std::uint64_t> items = keys->block_extra_keys(position, block_size);
+      const std::vector<std::uint64_t> items =
+          keys->block_extra_keys(position, mirror.source->block_size);
       const bool salt_here = has_salt && position == 0;
       const std::size_t n = items.size() + (has_lora ? 1 : 0) + (salt_here ? 1 : 0);
       write(buf, k.extra_keys);
@@ -269,12 +271,13 @@ struct ZmqEventPublisher::Impl {
       pack_str(pk, keys->cache_salt());
     }
   }
-  static void pack_removed(Packer& pk, msgpack::sbuffer& buf, const PackedSource& packed_source,
+  static void pack_removed(msgpack::sbuffer& buf, const Mirror& mirror,
                            std::span<const std::uint64_t> hashes) {
+    Packer pk(&buf);
     write(buf, packed_keys().removed_head);
     pk.pack_array(static_cast<std::uint32_t>(hashes.size()));
     for (const auto h : hashes) pk.pack_uint64(h);
-    write(buf, packed_source.removed_tail);
+    write(buf, mirror.packed->removed_tail);
   }
   static void pack_cleared(msgpack::sbuffer& buf) { write(buf, packed_keys().cleared); }
 
@@ -312,8 +315,7 @@ struct ZmqEventPublisher::Impl {
 
   void end_removed_run() {
     if (removed_run.empty()) return;
-    Packer pk(&events_buf);
-    pack_removed(pk, events_buf, *mirror_of(removed_source).packed, removed_run);
+    pack_removed(events_buf, mirror_of(removed_source), removed_run);
     ++events_in_batch;
     removed_run.clear();
     removed_source.reset();
@@ -354,9 +356,8 @@ struct ZmqEventPublisher::Impl {
       switch (r.kind) {
         case KvEventKind::Stored: {
           const auto tokens = view.token_ids(r);
-          Packer pk(&events_buf);
-          pack_stored(pk, events_buf, *mirror.packed, r.block_hash, r.parent(), tokens,
-                      view.source->block_size, view.hash_keys(r), r.position());
+          pack_stored(events_buf, mirror, r.block_hash, r.parent(), tokens, view.hash_keys(r),
+                      r.position());
           ++events_in_batch;
           MirrorBlock& block = mirror.blocks[r.block_hash];
           block.parent = r.parent();
@@ -376,13 +377,12 @@ struct ZmqEventPublisher::Impl {
           const bool others_hold = std::any_of(mirrors.begin(), mirrors.end(), [&](const auto& m) {
             return m.first != view.source.get() && !m.second.blocks.empty();
           });
-          Packer pk(&events_buf);
           if (others_hold) {
             std::vector<std::uint64_t> hashes;
             for (const auto& [h, b] : mirror.blocks) hashes.push_back(h);
             std::sort(hashes.begin(), hashes.end());
             if (!hashes.empty()) {
-              pack_removed(pk, events_buf, *mirror.packed, hashes);
+              pack_removed(events_buf, mirror, hashes);
               ++events_in_batch;
             }
           } else {
@@ -413,11 +413,10 @@ struct ZmqEventPublisher::Impl {
     });
     msgpack::sbuffer events;
     begin_payload(events);
-    Packer pk(&events);
     pack_cleared(events);
     for (const Entry& e : entries) {
-      pack_stored(pk, events, *e.mirror->packed, e.hash, e.block->parent, e.block->tokens,
-                  e.mirror->source->block_size, e.block->keys.get(), e.block->position);
+      pack_stored(events, *e.mirror, e.hash, e.block->parent, e.block->tokens, e.block->keys.get(),
+                  e.block->position);
     }
     return std::string(finish_payload(events, entries.size() + 1));
   }
