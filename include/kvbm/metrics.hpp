@@ -3,9 +3,9 @@
 // Counters only grow; gauges are current values. The live values are relaxed atomics updated
 // where the event happens, so a snapshot taken while other threads work is per-field accurate
 // but not a cross-field atomic cut (use available_blocks() for the one consistent pair).
-// inflight_immutable is the sum of per-thread cells (every dropped handle changes it, on any
-// thread): exact whenever no handle is being made or dropped, and off by at most the handles
-// changing hands while a snapshot races them.
+// inflight_immutable and the match/scan counters are sums of per-thread cells (they change on
+// any thread, without the pool lock): exact whenever no handle is being made or dropped and no
+// match is finishing, and off by at most those in flight while a snapshot races them.
 #pragma once
 
 #include <cstdint>

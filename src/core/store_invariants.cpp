@@ -24,8 +24,7 @@ void BlockStore::check_invariants() const {
     ++counts[static_cast<int>(slot.state)];
     const bool indexed = slot.state == SlotState::Primary || slot.state == SlotState::Inactive;
     if (indexed) {
-      const auto it = s.by_hash.find(slot.hash);
-      if (it == s.by_hash.end() || *it != id) fail_slot(id, "not indexed by its hash");
+      if (s.find(slot.hash) != id) fail_slot(id, "not indexed by its hash");
     }
     const bool registered = indexed || slot.state == SlotState::Duplicate;
     if (registered != (slot.entry != nullptr)) fail_slot(id, "registry entry mismatch");

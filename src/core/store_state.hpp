@@ -7,7 +7,6 @@
 // construction except fence nodes.
 #pragma once
 
-#include <absl/container/flat_hash_set.h>
 
 #include <algorithm>
 #include <cassert>
@@ -20,6 +19,7 @@
 #include "eviction/inactive_policy.hpp"
 #include "kvbm/detail/block_store.hpp"
 #include "kvbm/registry.hpp"
+#include "lock_free_hash_index.hpp"
 #include "registry_core.hpp"
 #include "slot_fence_ledger.hpp"
 #include "store_events.hpp"
@@ -63,22 +63,6 @@ struct Slot {
   bool reset_on_release = false;
 };
 
-/// Hashing and equality of slot ids by the hash their slot holds, and of hashes directly
-/// (transparent): the index stores 4-byte ids, not 16-byte hashes next to them.
-struct SlotHashOf {
-  using is_transparent = void;
-  const Slot* slots;
-  std::size_t operator()(BlockId id) const noexcept { return slots[id].hash.mix(); }
-  std::size_t operator()(const SequenceHash& hash) const noexcept { return hash.mix(); }
-};
-struct SlotHashEq {
-  using is_transparent = void;
-  const Slot* slots;
-  bool operator()(BlockId a, BlockId b) const noexcept { return a == b; }
-  bool operator()(BlockId a, const SequenceHash& b) const noexcept { return slots[a].hash == b; }
-  bool operator()(const SequenceHash& a, BlockId b) const noexcept { return a == slots[b].hash; }
-};
-
 static_assert(sizeof(Slot) <= 32, "a slot is 32 bytes (memory per block)");
 
 struct StoreState {
@@ -86,6 +70,7 @@ struct StoreState {
              std::unique_ptr<InactivePolicy> policy, StoreMetrics& metrics)
       : slots(config.block_count),
         free(config.block_count),
+        by_hash(config.block_count),
         inactive{std::move(policy)},
         registry{registry_handle},
         core{registry_handle.core().get()},
@@ -94,13 +79,6 @@ struct StoreState {
         default_reset_on_release{config.default_reset_on_release},
         fences(config.block_count, metrics),
         scratch(config.block_count) {
-    // At least 4/3 of the pool (and 32) slots, sized by the constructor: the index is then at
-    // most 3/4 full, under the 25/32 at which absl reclaims tombstones in place instead of
-    // growing, so it never grows (a grow allocates, and a failed grow or reserve() corrupts this
-    // absl release's table). 5 bytes a slot.
-    const std::size_t n = config.block_count;
-    by_hash = decltype(by_hash)(std::max<std::size_t>(n + n / 3 + 1, 32),
-                                SlotHashOf{slots.data()}, SlotHashEq{slots.data()});
     for (std::size_t id = 0; id < config.block_count; ++id) {
       free.push_back(static_cast<BlockId>(id));
       slots[id].reset_on_release = default_reset_on_release;
@@ -110,8 +88,10 @@ struct StoreState {
   mutable std::mutex mutex;
   std::vector<Slot> slots;
   FreeRing free;
-  /// hash -> slot for every Primary and Inactive slot (at most one per hash).
-  absl::flat_hash_set<BlockId, SlotHashOf, SlotHashEq> by_hash{0, SlotHashOf{}, SlotHashEq{}};
+  /// hash -> slot for every Primary and Inactive slot (at most one per hash). Written under this
+  /// mutex; matches of held blocks also read it without (see lock_free_hash_index.hpp). Sized
+  /// for the pool at construction: it never allocates afterwards.
+  LockFreeHashIndex by_hash;
   std::unique_ptr<InactivePolicy> inactive;
   BlockRegistry registry;
   RegistryCore* core;
@@ -122,6 +102,17 @@ struct StoreState {
   /// logically free or cached, but never handed out ready until reclaimed.
   SlotFenceLedger fences;
   std::vector<BlockId> scratch;  // eviction victims (capacity = block count)
+
+  /// Under the mutex: the Primary or Inactive slot holding `hash`, or kInvalidBlockId.
+  [[nodiscard]] BlockId find(const SequenceHash& hash) const noexcept {
+    BlockId found = kInvalidBlockId;
+    by_hash.find_if(hash.mix(), [&](BlockId id) {
+      if (slots[id].hash != hash) return false;
+      found = id;
+      return true;
+    });
+    return found;
+  }
   /// Event records and their delivery; null without a sink (each hook is one null check).
   std::unique_ptr<StoreEvents> events;
 };

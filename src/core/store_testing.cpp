@@ -1,4 +1,4 @@
-// The state dump and generation hook of kvbm/detail/testing.hpp (tests only).
+// The state dump, generation and pool-lock hooks of kvbm/detail/testing.hpp (tests only).
 #include <mutex>
 
 #include "kvbm/detail/testing.hpp"
@@ -34,6 +34,11 @@ void TestingAccess::set_generation(BlockStore& store, BlockId id, std::uint32_t 
   auto& word = store.slot_refs_[id];
   const auto count = ref_count(word.load(std::memory_order_relaxed));
   word.store((std::uint64_t{generation} << 32) | count, std::memory_order_release);
+}
+
+void TestingAccess::with_pool_lock(BlockStore& store, const std::function<void()>& fn) {
+  std::lock_guard lock{store.state_->mutex};
+  fn();
 }
 
 }  // namespace kvbm::detail

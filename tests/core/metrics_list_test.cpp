@@ -47,8 +47,8 @@ TEST(MetricsList, SnapshotCopiesEveryCounterAndGauge) {
   detail::StoreMetrics live;
   std::int64_t next = 1;
   // Distinct values (gauges negative), so a field copied from the wrong atomic shows. Added to
-  // the fresh zeros: a striped gauge has no store().
-#define KVBM_TEST_SET_COUNTER(name, meaning) live.name.store(static_cast<std::uint64_t>(next++));
+  // the fresh zeros: a striped metric has no store().
+#define KVBM_TEST_SET_COUNTER(name, meaning) live.name.fetch_add(static_cast<std::uint64_t>(next++));
 #define KVBM_TEST_SET_GAUGE(name, meaning) live.name.fetch_add(-(next++));
   KVBM_METRICS(KVBM_TEST_SET_COUNTER, KVBM_TEST_SET_GAUGE)
 #undef KVBM_TEST_SET_COUNTER

@@ -81,13 +81,19 @@ struct StoreConfig {
   const EventSettings* events = nullptr;  ///< null: no event sink (costs nothing)
 };
 
-/// Gauges that every thread dropping a handle changes, once per block: striped per thread (see
-/// striped_gauge.hpp). The others change under the pool lock or per call, and stay one atomic.
+/// Metrics that change outside the pool lock on every match or every dropped handle: striped per
+/// thread (see striped_gauge.hpp), so threads matching or dropping at once never share a line.
+/// The others change under the pool lock or rarely, and stay one atomic.
 constexpr bool striped_gauge(std::string_view name) noexcept { return name == "inflight_immutable"; }
+constexpr bool striped_counter(std::string_view name) noexcept {
+  return name == "match_hashes_requested" || name == "match_blocks_returned" ||
+         name == "scan_hashes_requested" || name == "scan_blocks_returned";
+}
 
 /// Live metrics (the fields of KVBM_METRICS); relaxed atomics, read through snapshot().
 struct StoreMetrics {
-#define KVBM_METRICS_COUNTER_ATOMIC(name, meaning) std::atomic<std::uint64_t> name{0};
+#define KVBM_METRICS_COUNTER_ATOMIC(name, meaning) \
+  std::conditional_t<striped_counter(#name), StripedCounter, std::atomic<std::uint64_t>> name{};
 #define KVBM_METRICS_GAUGE_ATOMIC(name, meaning) \
   std::conditional_t<striped_gauge(#name), StripedGauge, std::atomic<std::int64_t>> name{};
   KVBM_METRICS(KVBM_METRICS_COUNTER_ATOMIC, KVBM_METRICS_GAUGE_ATOMIC)
@@ -233,12 +239,20 @@ class BlockStore {
   [[nodiscard]] bool slot_holds(BlockId id, const SequenceHash& hash) const noexcept;
   /// The lookup loop of match_prefix (Prefix: stop at the first miss) and scan (EveryHash, each
   /// hash filtered by `wanted` when given), under one lock; counts into the two counters.
+  /// Prefix first takes the blocks other holders keep alive without the lock, while it can.
   enum class Lookup : std::uint8_t { Prefix, EveryHash };
   std::size_t acquire_each(std::span<const SequenceHash> hashes, Lookup lookup,
                            const FunctionRef<bool(const SequenceHash&)>* wanted,
                            FunctionRef<void(const ImmutableRef&)> emit,
-                           std::atomic<std::uint64_t>& requested,
-                           std::atomic<std::uint64_t>& returned);
+                           StripedCounter& requested, StripedCounter& returned);
+  /// Lock-free: one more reference to the live primary holding `hash`, if another holder keeps
+  /// it alive and the unlocked index finds it; block_id kInvalidBlockId means "look under the
+  /// lock". Eight bytes, so it comes back in a register.
+  struct TakenRef {
+    BlockId block_id;
+    std::uint32_t generation;
+  };
+  [[nodiscard]] TakenRef try_acquire_held(const SequenceHash& hash) noexcept;
   friend struct TestingAccess;  // the release hook (kvbm/detail/testing.hpp)
 
   std::atomic<std::size_t> refs_{1};

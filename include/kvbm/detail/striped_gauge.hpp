@@ -1,4 +1,5 @@
-// kvbm/detail/striped_gauge.hpp — a gauge that many threads change and few read (internal).
+// kvbm/detail/striped_gauge.hpp — gauges and counters that many threads change and few read
+// (internal).
 //
 // Why: every ImmutableBlock dropped changes the inflight_immutable gauge, on whatever thread
 // drops it. With one atomic, two threads dropping blocks of disjoint chains move that one cache
@@ -83,31 +84,31 @@ inline std::size_t this_thread_cell_index() noexcept {
   return index;
 }
 
-class StripedGauge {
+/// A gauge (std::int64_t) or counter (std::uint64_t, wrapping like the atomic it replaces).
+template <class T>
+class Striped {
  public:
   static constexpr std::size_t kCells = kGaugeCells;
 
-  StripedGauge() noexcept = default;
-  StripedGauge(const StripedGauge&) = delete;
-  StripedGauge& operator=(const StripedGauge&) = delete;
+  Striped() noexcept = default;
+  Striped(const Striped&) = delete;
+  Striped& operator=(const Striped&) = delete;
 
-  // The std::atomic spellings, so a gauge can change representation without its call sites.
-  void fetch_add(std::int64_t delta, std::memory_order = std::memory_order_relaxed) noexcept {
-    add(delta);
+  // The std::atomic spellings, so a metric can change representation without its call sites.
+  void fetch_add(T delta, std::memory_order = std::memory_order_relaxed) noexcept { add(delta); }
+  void fetch_sub(T delta, std::memory_order = std::memory_order_relaxed) noexcept {
+    add(static_cast<T>(T{0} - delta));
   }
-  void fetch_sub(std::int64_t delta, std::memory_order = std::memory_order_relaxed) noexcept {
-    add(-delta);
-  }
-  [[nodiscard]] std::int64_t load(std::memory_order = std::memory_order_relaxed) const noexcept {
-    std::int64_t sum = 0;
+  [[nodiscard]] T load(std::memory_order = std::memory_order_relaxed) const noexcept {
+    T sum = 0;
     for (const Cell& cell : cells_) sum += cell.value.load(std::memory_order_relaxed);
     return sum;
   }
 
  private:
-  void add(std::int64_t delta) noexcept {
+  void add(T delta) noexcept {
     const std::size_t index = this_thread_cell_index();
-    std::atomic<std::int64_t>& value = cells_[index].value;
+    std::atomic<T>& value = cells_[index].value;
     if (index != kSharedGaugeCell) [[likely]] {
       value.store(value.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
     } else {
@@ -117,9 +118,12 @@ class StripedGauge {
   // 128, not 64: adjacent-line prefetchers pull lines in pairs, which would make neighbouring
   // cells share traffic after all.
   struct alignas(128) Cell {
-    std::atomic<std::int64_t> value{0};
+    std::atomic<T> value{0};
   };
   std::array<Cell, kCells> cells_{};
 };
+
+using StripedGauge = Striped<std::int64_t>;
+using StripedCounter = Striped<std::uint64_t>;
 
 }  // namespace kvbm::detail

@@ -48,6 +48,8 @@ struct TestingAccess {
   static void set_release_hook(BlockStore& store, std::function<void()> hook) {
     store.release_hook_ = std::move(hook);
   }
+  /// Runs `fn` while holding the pool lock.
+  static void with_pool_lock(BlockStore& store, const std::function<void()>& fn);
 };
 
 }  // namespace kvbm::detail
@@ -74,6 +76,13 @@ template <class Tier>
 template <class Tier>
 void set_slot_generation(BlockManager<Tier>& manager, BlockId id, std::uint32_t generation) {
   detail::TestingAccess::set_generation(detail::TestingAccess::store(manager), id, generation);
+}
+
+/// Runs `fn` on the calling thread while it holds the pool lock, so a test can tell which calls
+/// complete without that lock. `fn` must not call into the manager from this thread.
+template <class Tier>
+void with_pool_lock(BlockManager<Tier>& manager, const std::function<void()>& fn) {
+  detail::TestingAccess::with_pool_lock(detail::TestingAccess::store(manager), fn);
 }
 
 /// The generation of slot `id`'s current (or next) tenancy.
