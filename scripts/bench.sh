@@ -171,8 +171,9 @@ for name in order:
 lines.append("")
 lines.append(
     "Notes: `bulk_drop` and its floor both pause the timer around the setup of each batch, so "
-    "both include the same pause overhead. `threads/*` report time per block per thread (two "
-    "threads contending on one manager) against the single-threaded floor. `scaling/*` floors "
+    "both include the same pause overhead. `threads/*` report wall time per block of all threads "
+    "together (Google Benchmark divides the wall time by every thread's iterations), so one "
+    "thread's time over two threads' time is the scaling; the floor is single-threaded. `scaling/*` floors "
     "use a map of the same size, so the ratio isolates kvbm's cost from cache misses that any "
     "structure of that size pays. `transfer/host/<block bytes>/<blocks>/<contiguous>` is one "
     "`TransferEngine::copy_blocks` on a `HostStream` (worker thread) waited for, against one "

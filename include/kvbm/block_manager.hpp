@@ -7,8 +7,9 @@
 // Ownership: BlockManager is a cheap handle; copies share one pool. Blocks, pins and weak
 // references keep the pool alive after every manager handle is gone.
 // Thread safety: every method may be called concurrently from any thread; blocks may be dropped
-// on any thread. Each pool has one mutex; each batch call takes it once. Frequency touches run
-// after the lock is released.
+// on any thread. Each pool has one mutex; each batch call takes it at most once (match_blocks
+// takes blocks that other holders keep alive without it). Frequency touches run after the lock
+// is released.
 // Complexity: O(1) expected per block for every call (no scan of the pool); no heap allocation
 // per block in steady state beyond the result vectors the calls return.
 // Invariant at every quiescent point: free + inactive + held == total_blocks().
