@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -36,6 +37,7 @@ class LockFreeHashIndex {
 
   /// Under the pool lock. `id` must not be present, and at most `slots` entries may be.
   void insert(std::uint64_t mix, BlockId id) noexcept {
+    assert(size_ < (mask_ + 1) / 2 && "more entries than the slots the index was sized for");
     std::size_t i = home(mix);
     while (cells_[i].load(std::memory_order_relaxed) != 0) i = (i + 1) & mask_;
     // release: an unlocked reader that sees the entry sees the slot as the writer left it.
@@ -48,7 +50,10 @@ class LockFreeHashIndex {
   void erase(std::uint64_t mix, BlockId id) noexcept {
     const std::uint64_t wanted = entry(mix, id);
     std::size_t hole = home(mix);
-    while (cells_[hole].load(std::memory_order_relaxed) != wanted) hole = (hole + 1) & mask_;
+    while (cells_[hole].load(std::memory_order_relaxed) != wanted) {
+      assert(cells_[hole].load(std::memory_order_relaxed) != 0 && "erase of an absent entry");
+      hole = (hole + 1) & mask_;
+    }
     for (std::size_t next = (hole + 1) & mask_;; next = (next + 1) & mask_) {
       const std::uint64_t word = cells_[next].load(std::memory_order_relaxed);
       if (word == 0) break;
