@@ -496,6 +496,43 @@ TEST(EvictionLineage, TickHeapOrdersByTickAndErasesAnywhere) {
   EXPECT_EQ(heap.top(), kInvalidBlockId);
 }
 
+// IdList::replace keeps the order: the new id takes the old one's place at the head, in the
+// middle and at the tail (the Tick order's list uses it when a child takes its parent's leaf).
+TEST(EvictionLineage, IdListReplaceTakesThePlaceOfTheOldId) {
+  IdList list{16};
+  for (const BlockId id : {1u, 2u, 3u, 4u}) list.push_back(id);
+  list.replace(1, 11);  // head
+  list.replace(3, 13);  // middle
+  list.replace(4, 14);  // tail
+  EXPECT_EQ(list.front(), 11u);
+  EXPECT_EQ(list.back(), 14u);
+  EXPECT_EQ(list.size(), 4u);
+  EXPECT_FALSE(list.contains(1));
+  EXPECT_FALSE(list.contains(3));
+  EXPECT_FALSE(list.contains(4));
+  std::vector<BlockId> order;
+  for (BlockId id = list.front(); id != kInvalidBlockId; id = list.next(id)) order.push_back(id);
+  EXPECT_EQ(order, (std::vector<BlockId>{11, 2, 13, 14}));
+  list.push_back(5);  // after the replaced tail
+  list.unlink(14);
+  order.clear();
+  while (!list.empty()) order.push_back(list.pop_front());
+  EXPECT_EQ(order, (std::vector<BlockId>{11, 2, 13, 5}));
+}
+
+// A chain released root-first: each block takes its parent's leaf place. Then another chain's
+// blocks, and a re-exposed parent older than every listed leaf: eviction follows the ticks.
+TEST(EvictionLineage, TickOrderMixesListedAndReExposedLeaves) {
+  LineagePolicy policy{8, LineageEviction::Tick};
+  policy.insert(0, node_hash(10, std::nullopt, 0));  // tick 1
+  policy.insert(1, node_hash(11, 10, 1));            // tick 2, replaces 0 as the leaf
+  policy.insert(2, node_hash(12, 11, 2));            // tick 3, replaces 1
+  policy.insert(3, node_hash(20, std::nullopt, 0));  // tick 4, another root
+  EXPECT_EQ(policy.leaf_count(), 2u);
+  // 2 (tick 3) goes; its parent 1 (tick 2) is re-exposed, older than 3 (tick 4): next.
+  EXPECT_EQ(evict_n(policy, 4), (std::vector<BlockId>{2, 1, 0, 3}));
+}
+
 TEST(EvictionLineage, PairHasherDistinguishesKeys) {
   LineageKeyHash hash;
   std::set<std::size_t> hashes;

@@ -22,7 +22,10 @@
 //    eviction of one never removes or corrupts the other. Full hashes stay in the store.
 // Leaf order (LineageEviction):
 //  - Tick: by the tick the block got when it became cached; a parent re-exposed as a leaf keeps
-//    its original tick (so a chain's root follows its own leaf). Indexed binary heap: O(log n).
+//    its original tick (so a chain's root follows its own leaf). Leaves that arrive newer than
+//    every listed one (most: a block cached now) join an intrusive list in tick order, O(1);
+//    the others (re-exposed parents) go to an indexed binary heap, O(log n); the victim is the
+//    older of the two fronts.
 //  - Fifo: by the time the node became a leaf; a re-exposed parent joins the tail. Intrusive
 //    list: O(1).
 // Memory: a node slab reserved for 2 x capacity nodes (ghosts may grow it) of 32 bytes each (the
@@ -85,8 +88,6 @@ class TickHeap {
   explicit TickHeap(std::size_t capacity);
   void push(BlockId id, std::uint64_t tick) noexcept;
   void erase(BlockId id) noexcept;
-  /// erase(old_id) then push(new_id, tick) in one sift (a child taking its parent's leaf place).
-  void replace(BlockId old_id, BlockId new_id, std::uint64_t tick) noexcept;
   /// kInvalidBlockId when empty.
   [[nodiscard]] BlockId top() const noexcept {
     return heap_.empty() ? kInvalidBlockId : heap_.front().id;
@@ -208,7 +209,8 @@ class LineagePolicy final : public InactivePolicy {
   std::vector<std::uint32_t> node_of_;   // slot id -> node (Real or Held), else kNil
   std::vector<std::uint64_t> tick_of_;   // slot id -> tick at which it became cached
   std::uint64_t next_tick_ = 1;
-  TickHeap tick_leaves_;                 // LineageEviction::Tick
+  IdList tick_run_;                      // LineageEviction::Tick: leaves in tick order
+  TickHeap tick_leaves_;                 // LineageEviction::Tick: leaves that arrived out of it
   IdList fifo_leaves_;                   // LineageEviction::Fifo
   std::size_t size_ = 0;                 // Real nodes
 };

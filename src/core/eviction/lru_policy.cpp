@@ -23,6 +23,17 @@ void IdList::unlink(BlockId id) noexcept {
   --size_;
 }
 
+void IdList::replace(BlockId old_id, BlockId new_id) noexcept {
+  const BlockId p = prev_[old_id];
+  const BlockId n = next_[old_id];
+  prev_[new_id] = p;
+  next_[new_id] = n;
+  if (p != kInvalidBlockId) next_[p] = new_id; else head_ = new_id;
+  if (n != kInvalidBlockId) prev_[n] = new_id; else tail_ = new_id;
+  linked_[old_id] = false;
+  linked_[new_id] = true;
+}
+
 BlockId IdList::pop_front() noexcept {
   const BlockId id = head_;
   if (id != kInvalidBlockId) unlink(id);

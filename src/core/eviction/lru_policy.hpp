@@ -16,9 +16,13 @@ class IdList {
   explicit IdList(std::size_t capacity);
   void push_back(BlockId id) noexcept;
   void unlink(BlockId id) noexcept;
+  /// `new_id` (not linked) takes linked `old_id`'s place in the order.
+  void replace(BlockId old_id, BlockId new_id) noexcept;
   /// kInvalidBlockId when empty.
   BlockId pop_front() noexcept;
   [[nodiscard]] BlockId front() const noexcept { return head_; }
+  /// kInvalidBlockId when empty.
+  [[nodiscard]] BlockId back() const noexcept { return tail_; }
   /// Successor of a linked id (kInvalidBlockId at the tail).
   [[nodiscard]] BlockId next(BlockId id) const noexcept { return next_[id]; }
   [[nodiscard]] bool contains(BlockId id) const noexcept { return linked_[id]; }
