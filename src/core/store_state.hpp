@@ -2,11 +2,11 @@
 // free list, the hash index, the eviction policy and the fence ledger
 // (internal).
 //
-// Everything here is guarded by StoreState::mutex; block_store.cpp makes the
-// transitions and store_invariants.cpp checks them. Nothing allocates after
-// construction except fence nodes.
+// Everything here is guarded by StoreState::mutex (the hash index is also read
+// without it, by matches of held blocks); block_store.cpp makes the transitions
+// and store_invariants.cpp checks them. Nothing allocates after construction
+// except fence nodes.
 #pragma once
-
 
 #include <algorithm>
 #include <cassert>

@@ -238,8 +238,9 @@ class BlockStore {
   /// Whether slot `id`'s current tenancy holds `hash` (the caller holds a reference to it).
   [[nodiscard]] bool slot_holds(BlockId id, const SequenceHash& hash) const noexcept;
   /// The lookup loop of match_prefix (Prefix: stop at the first miss) and scan (EveryHash, each
-  /// hash filtered by `wanted` when given), under one lock; counts into the two counters.
-  /// Prefix first takes the blocks other holders keep alive without the lock, while it can.
+  /// hash filtered by `wanted` when given), under at most one lock; counts into the two
+  /// counters. Prefix first takes the blocks other holders keep alive without the lock, while it
+  /// can.
   enum class Lookup : std::uint8_t { Prefix, EveryHash };
   std::size_t acquire_each(std::span<const SequenceHash> hashes, Lookup lookup,
                            const FunctionRef<bool(const SequenceHash&)>* wanted,
